@@ -1,0 +1,83 @@
+"""The entry contract, run for every registered entry with its TINY config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from loczoo.presets import sha256_of
+from loczoo.registry import KNOWN_ENTRIES, get_entry
+from loczoo.smlm.localizations import Localizations
+
+
+@pytest.fixture(scope="module", params=KNOWN_ENTRIES)
+def setup(request):
+    entry = get_entry(request.param)
+    config = entry.prepare_config(entry.config_cls.tiny(), None, 0, batches=2)
+    return entry, config
+
+
+def test_config_round_trips_through_json(setup):
+    from loczoo.config import from_dict, to_dict
+
+    entry, config = setup
+    assert from_dict(entry.config_cls, to_dict(config)) == config
+    assert entry.config_cls.default() != entry.config_cls.tiny()
+
+
+def test_dataset_matches_model_and_one_step_trains(setup):
+    entry, config = setup
+    model = entry.build_model(config)
+    x, y = next(iter(entry.make_dataset(config, "train", seed=0)))
+    out = model(x)
+    assert out.shape == y.shape
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
+    loss_fn = entry.make_loss(config)
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert np.isfinite(float(loss)) and float(loss) > 0
+    assert all(g is not None for g in grads)
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
+
+
+def test_train_and_validation_streams_differ_and_repeat(setup):
+    entry, config = setup
+    a = next(iter(entry.make_dataset(config, "train", seed=0)))[0]
+    b = next(iter(entry.make_dataset(config, "train", seed=0)))[0]
+    c = next(iter(entry.make_dataset(config, "validation", seed=0)))[0]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_weights_round_trip(setup, tmp_path):
+    entry, config = setup
+    model = entry.build_model(config)
+    x = next(iter(entry.make_dataset(config, "train")))[0]
+    model.save_weights(tmp_path / "m.weights.h5")
+    clone = entry.build_model(config)
+    clone.load_weights(tmp_path / "m.weights.h5")
+    np.testing.assert_array_equal(model(x, training=False), clone(x, training=False))
+
+
+def test_postprocess_returns_localizations(setup):
+    entry, config = setup
+    if entry.task != "localization":
+        pytest.skip("classification entry")
+    frames = np.random.default_rng(0).poisson(100, (2, 16, 16)).astype(np.float32)
+    model = entry.build_model(config)
+    out = model(entry.preprocess(frames, config), training=False)
+    locs = entry.postprocess(out, config, pixel_size_nm=100.0, height=16, width=16)
+    assert isinstance(locs, Localizations)
+    assert np.all((locs.frame >= 1) & (locs.frame <= 2))
+
+
+def test_presets_are_valid(setup):
+    entry, _ = setup
+    assert entry.default_preset is None or entry.default_preset in entry.presets
+    for name, preset in entry.presets.items():
+        assert preset.name == name and preset.entry == entry.name
+        folder = preset.verified_folder()
+        for file, digest in preset.files.items():
+            assert sha256_of(folder / file) == digest
+        assert preset.training and preset.license and preset.citation

@@ -1,0 +1,54 @@
+"""The ``loczoo`` console script: one subcommand per tool module in ``loczoo.tools``.
+
+Tool modules are imported only for the chosen subcommand, and none imports TensorFlow at module
+level, so ``loczoo --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+
+from loczoo.tools.common import run_tool
+
+# subcommand -> (module in loczoo.tools, one-line help)
+SUBCOMMANDS = {
+    "list": ("list", "list zoo entries and their pretrained presets"),
+    "simulate": ("simulate", "simulate an SMLM stack (TIFF) and its ground truth (CSV)"),
+    "train": ("train", "train a zoo entry and write a run folder"),
+    "calibrate": ("calibrate", "choose a localization model's detection threshold on "
+                               "simulated frames"),
+    "localize": ("localize", "localize molecules in a TIFF stack, write a CSV (and an image)"),
+    "evaluate": ("evaluate", "compare localizations with ground truth (SMLM challenge metrics)"),
+    "render": ("render", "render localizations to a super-resolved TIFF or PNG image"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loczoo", description="Deep-learning localization microscopy model zoo.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        tool = sub.add_parser(name, help=help_text, description=help_text)
+        tool.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    # Parse the subcommand name first; its module adds its own arguments only when chosen.
+    known, _ = parser.parse_known_args(argv[:1] or ["--help"])
+    module = importlib.import_module(f"loczoo.tools.{known._module}")
+    tool_parser = argparse.ArgumentParser(prog=f"loczoo {known.command}",
+                                          description=SUBCOMMANDS[known.command][1])
+    module.add_arguments(tool_parser)
+    args = tool_parser.parse_args(argv[1:])
+    args.command_line = shlex.join(["loczoo", *argv])
+    return run_tool(module.run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

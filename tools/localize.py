@@ -1,0 +1,81 @@
+"""loczoo localize STACK --out locs.csv: run a pretrained zoo model (default: Deep-STORM) on a
+TIFF stack and write a ThunderSTORM-compatible CSV, optionally a super-resolved image."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from loczoo.tools.common import standalone
+
+DEFAULT_MODEL = "deep_storm"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", help="TIFF stack or folder of single-frame TIFFs")
+    parser.add_argument("--out", required=True, help="localization CSV to write")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="entry name, ENTRY/PRESET or run folder (default: %(default)s)")
+    parser.add_argument("--pixel-size", type=float,
+                        help="camera pixel size in nm (default: from the TIFF, else the model's)")
+    parser.add_argument("--threshold", type=float,
+                        help="detection threshold (default: the one stored with the model)")
+    parser.add_argument("--render", metavar="IMAGE",
+                        help="also write a super-resolved image (.png or .tif)")
+    parser.add_argument("--render-pixel", type=float, default=10.0, help="nm (default 10)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from loczoo.bundle import load_bundle
+    from loczoo.errors import LoczooError
+    from loczoo.progress import ProgressPrinter
+    from loczoo.smlm.io import read_stack, write_localizations
+    from loczoo.tools.common import check_output
+
+    check_output(args.out, args.overwrite)
+    if args.render:
+        check_output(args.render, args.overwrite)
+    if args.batch_size < 1:
+        raise LoczooError(f"--batch-size must be >= 1, got {args.batch_size}")
+    stack = read_stack(args.stack, args.pixel_size)
+    bundle = load_bundle(args.model)
+    if bundle.entry.task != "localization":
+        raise LoczooError(f"{args.model} is a {bundle.entry.task} model, not a localization one")
+    if args.threshold is not None:
+        bundle.config = replace(bundle.config, threshold=args.threshold)
+    pixel_size = stack.pixel_size_nm
+    if pixel_size is None:
+        pixel_size = bundle.config.imaging.pixel_size_nm
+        print(f"note: {args.stack} has no pixel size; using the model's {pixel_size:g} nm "
+              f"(set --pixel-size)", file=sys.stderr)
+    n, height, width = stack.frames.shape
+    start = time.time()
+    locs = bundle.localize(stack.frames, pixel_size_nm=pixel_size, batch_size=args.batch_size,
+                           progress=ProgressPrinter("localize", quiet=args.quiet))
+    elapsed = time.time() - start
+    write_localizations(args.out, locs, overwrite=args.overwrite)
+    print(f"{len(locs)} localizations in {n} frames ({1000 * elapsed / n:.0f} ms/frame, "
+          f"{bundle.source}, pixel {pixel_size:g} nm)")
+    print(f"localizations: {args.out}")
+    if args.render:
+        from loczoo.smlm.render import render, save_image
+
+        image = render(locs, (height * pixel_size, width * pixel_size),
+                       pixel_size_nm=args.render_pixel)
+        save_image(args.render, image, args.render_pixel, overwrite=args.overwrite)
+        print(f"image: {args.render}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return standalone("localize", add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A ready-to-run model: entry + config + weights, loaded from a preset or a run folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from loczoo import runfolder
+from loczoo.config import load_json
+from loczoo.errors import LoczooError
+from loczoo.registry import KNOWN_ENTRIES, ZooEntry, get_entry
+from loczoo.smlm.localizations import Localizations
+
+
+@dataclass
+class ModelBundle:
+    entry: ZooEntry
+    config: object
+    model: object
+    metadata: dict
+    source: str
+
+    def __post_init__(self):
+        import tensorflow as tf
+
+        self._forward = tf.function(lambda x: self.model(x, training=False),
+                                    reduce_retracing=True)
+
+    def predict(self, frames) -> np.ndarray:
+        """Raw network outputs for frames [N, H, W] (H, W multiples of the input multiple)."""
+        return np.asarray(self._forward(self.entry.preprocess(frames, self.config)))
+
+    def localize(self, frames, *, pixel_size_nm: float, batch_size: int = 4,
+                 progress: Callable[[int, int], None] | None = None) -> Localizations:
+        """Localizations (frames numbered from 1) for a stack [N, H, W] in ADU."""
+        n, height, width = frames.shape
+        multiple = self.config.input_multiple
+        pad_h, pad_w = -height % multiple, -width % multiple
+        tables = []
+        for start in range(0, n, batch_size):
+            batch = np.asarray(frames[start:start + batch_size], dtype=np.float32)
+            if pad_h or pad_w:  # edge padding; peaks found in the padding are dropped
+                batch = np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+            outputs = self._forward(self.entry.preprocess(batch, self.config))
+            locs = self.entry.postprocess(outputs, self.config, pixel_size_nm=pixel_size_nm,
+                                          height=height, width=width)
+            locs.frame += start
+            tables.append(locs)
+            if progress is not None:
+                progress(min(start + batch_size, n), n)
+        return Localizations.concatenate(tables)
+
+
+def resolve(name_or_path: str) -> tuple[ZooEntry, Path, str]:
+    """(entry, folder, description) for a run folder, ``entry`` or ``entry/preset``."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not runfolder.is_run_folder(path):
+            raise LoczooError(f"{path} is not a run folder (it needs {runfolder.CONFIG}, "
+                              f"{runfolder.WEIGHTS} and {runfolder.METADATA})")
+        entry_name = runfolder.read_metadata(path).get("entry")
+        return get_entry(entry_name), path, f"run folder {path}"
+    entry_name, _, preset_name = name_or_path.partition("/")
+    if entry_name not in KNOWN_ENTRIES:
+        raise LoczooError(f"--model {name_or_path!r} is neither a run folder nor a preset; "
+                          f"entries: {', '.join(KNOWN_ENTRIES)}")
+    entry = get_entry(entry_name)
+    preset_name = preset_name or entry.default_preset
+    if preset_name not in entry.presets:
+        raise LoczooError(f"entry {entry_name!r} has no preset {preset_name!r}; presets: "
+                          f"{', '.join(entry.presets) or 'none'}")
+    preset = entry.presets[preset_name]
+    return entry, preset.verified_folder(), f"preset {entry_name}/{preset_name}"
+
+
+def load_bundle(name_or_path: str) -> ModelBundle:
+    entry, folder, description = resolve(name_or_path)
+    config = load_json(entry.config_cls, folder / runfolder.CONFIG)
+    model = entry.build_model(config)
+    try:
+        model.load_weights(folder / runfolder.WEIGHTS)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for bad weight files
+        raise LoczooError(f"cannot load weights {folder / runfolder.WEIGHTS}: {err}") from None
+    return ModelBundle(entry=entry, config=config, model=model,
+                       metadata=runfolder.read_metadata(folder), source=description)

@@ -1,0 +1,19 @@
+"""Multiply-add count of a Keras model's convolutions for a given input size."""
+
+from __future__ import annotations
+
+
+def conv_flops(model, input_shape: tuple[int, ...]) -> float:
+    """FLOPs (2 x multiply-adds) of the Conv2D / Conv2DTranspose layers for one input of
+    ``input_shape`` (without batch), from a copy of ``model`` built at that size."""
+    import keras
+
+    probe = keras.models.clone_model(model, input_tensors=keras.Input(input_shape))
+    total = 0.0
+    for layer in probe.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            c_in = layer.input.shape[-1]
+            total += 2.0 * kh * kw * c_in * c_out * h * w / (layer.groups or 1)
+    return total

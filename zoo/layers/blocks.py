@@ -1,0 +1,14 @@
+"""Small Keras blocks built from stock layers only (so saved models need no custom objects)."""
+
+from __future__ import annotations
+
+import keras
+
+
+def conv_bn_relu(x, filters: int, kernel_size: int = 3, name: str | None = None):
+    """Conv2D (same padding, no bias, orthogonal init) -> BatchNorm -> ReLU, as in Deep-STORM."""
+    x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=False,
+                            kernel_initializer="orthogonal",
+                            name=None if name is None else f"conv_{name}")(x)
+    x = keras.layers.BatchNormalization(name=None if name is None else f"bn_{name}")(x)
+    return keras.layers.Activation("relu", name=None if name is None else f"relu_{name}")(x)

@@ -1,0 +1,62 @@
+"""Run folders: what ``train`` writes and presets ship. Same layout for both:
+``config.json`` (the entry config), ``model.weights.h5`` and ``metadata.json`` (entry name,
+versions, date, training data and command, measured metrics)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+from loczoo.errors import LoczooError
+
+CONFIG = "config.json"
+WEIGHTS = "model.weights.h5"
+METADATA = "metadata.json"
+
+
+def versions() -> dict:
+    import keras
+    import numpy
+    import tensorflow as tf
+    from loczoo import __version__
+
+    return {"loczoo": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def is_run_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return all((path / name).is_file() for name in (CONFIG, WEIGHTS, METADATA))
+
+
+def read_metadata(folder: str | Path) -> dict:
+    try:
+        return json.loads((Path(folder) / METADATA).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise LoczooError(f"cannot read {Path(folder) / METADATA}: {err}") from None
+
+
+def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata: dict,
+                     overwrite: bool = False) -> Path:
+    """Write a complete run folder atomically: into ``folder.tmp``, then renamed."""
+    from loczoo.config import save_json
+
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise LoczooError(f"output {folder} exists; pass --overwrite to replace it")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_json(config, tmp / CONFIG)
+    model.save_weights(tmp / WEIGHTS)
+    meta = {"entry": entry, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "versions": versions(), "parameters": int(model.count_params()), **metadata}
+    (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder

@@ -1,0 +1,52 @@
+"""Real frames with ground truth, as training data: a TIFF stack plus a localization table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from loczoo.errors import LoczooError
+from loczoo.smlm.localizations import Localizations
+
+
+@dataclass
+class TrainingData:
+    """Frames [N, H, W] (ADU), their ground truth (frames 1-based) and the pixel size."""
+
+    frames: np.ndarray
+    truth: Localizations
+    pixel_size_nm: float
+
+    def __post_init__(self):
+        if self.frames.ndim != 3 or self.frames.shape[0] == 0:
+            raise LoczooError(f"training frames must be a non-empty [N, H, W] stack, "
+                              f"got shape {self.frames.shape}")
+        if len(self.truth) and (self.truth.frame.min() < 1
+                                or self.truth.frame.max() > self.frames.shape[0]):
+            raise LoczooError(f"ground truth frames span {self.truth.frame.min()}.."
+                              f"{self.truth.frame.max()} but the stack has "
+                              f"{self.frames.shape[0]} frames")
+
+    def padded_emitters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x, y [N, M] in nm and mask [N, M], with M the largest count in any frame."""
+        n = self.frames.shape[0]
+        counts = np.bincount(self.truth.frame - 1, minlength=n)
+        m = max(1, int(counts.max(initial=0)))
+        x = np.zeros((n, m), np.float32)
+        y = np.zeros((n, m), np.float32)
+        mask = np.zeros((n, m), bool)
+        order = np.argsort(self.truth.frame, kind="stable")
+        frame = self.truth.frame[order] - 1
+        slot = np.arange(frame.size) - np.searchsorted(frame, frame)
+        x[frame, slot] = self.truth.x[order]
+        y[frame, slot] = self.truth.y[order]
+        mask[frame, slot] = True
+        return x, y, mask
+
+    def split_frames(self, split: str, validation_fraction: float = 0.3) -> np.ndarray:
+        """Frame indices (0-based) of a split: the last ``validation_fraction`` of every block
+        of ten frames is validation, so both splits span the whole acquisition."""
+        index = np.arange(self.frames.shape[0])
+        is_val = (index % 10) >= round(10 * (1 - validation_fraction))
+        chosen = index[is_val] if split == "validation" else index[~is_val]
+        return chosen if chosen.size else index
