@@ -50,7 +50,8 @@ def test_localize_evaluate_render_end_to_end(sim_stack, tiny_run, tmp_path, caps
     assert code == 0, err
     assert "Jaccard" in out and "@250 nm" in out and "@100 nm" in out
     tif = tmp_path / "render.tif"
-    code, out, err = run_cli(capsys, "render", locs_csv, "--out", tif, "--pixel-size", "20")
+    code, out, err = run_cli(capsys, "render", locs_csv, "--out", tif, "--pixel-size", "20",
+                             "--fov", "3200", "3200")
     assert code == 0, err
     assert tifffile.imread(tif).shape == (160, 160)
 
@@ -143,3 +144,20 @@ def test_unknown_model_and_entry(sim_stack, tmp_path, capsys):
     assert code == 2 and "no_such_model" in err
     code, _, err = run_cli(capsys, "train", "nope", "--out", tmp_path / "r")
     assert code == 2 and "unknown zoo entry" in err
+
+
+def test_train_from_a_tiff_stack_with_ground_truth(sim_stack, tmp_path, capsys):
+    import json
+
+    stack, gt = sim_stack
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "deep_storm", "--config", "tiny", "--data", stack,
+                             "--gt", gt, "--steps-per-epoch", "2", "--epochs", "1",
+                             "--validation-steps", "1", "--out", run, "--quiet")
+    assert code == 0, err
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["entry"] == "deep_storm" and str(stack) in meta["data"]
+    assert meta["epochs_done"] == 1 and meta["command"].startswith("loczoo train deep_storm")
+    config = json.loads((run / "config.json").read_text())
+    assert config["norm_mean"] is not None and config["norm_std"] > 0
+    assert not (tmp_path / "run.partial").exists()

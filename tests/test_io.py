@@ -243,6 +243,7 @@ def test_csv_non_numeric_value_names_line_and_column(tmp_path):
     ("", "is empty"),
     ("1,2,3\n4,5,6\n", "no header"),
     ("frame,x,y\n1,nan,3\n", "line 2: column 'x' is NaN"),
+    ("frame,x,y\n1,5,3\n2,,3\n", "line 3: column 'x' is empty"),
     ("frame,x,y\n0,1,3\n", "line 2: frame 0 is invalid"),
     ("frame,x,y\n1,2\n", "line 2: 2 values"),
     ("frame,x [px],y [px]\n1,2,3\n", "in pixels"),

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ def _frames_view(path: Path, shape: tuple, axes: str, dtype: np.dtype, samples: 
                  photometric: int) -> tuple[int, int, int]:
     """Check a series' layout and return the [N, H, W] it stands for."""
     sizes = dict(zip(axes, shape))
-    if photometric == 2 or sizes.get("S", 1) in (3, 4) and samples > 1:
+    if photometric == 2 or (sizes.get("S", 1) in (3, 4) and samples > 1):
         raise LoczooError(f"{path} is an RGB image; expected single-channel frames")
     if samples > 1 or sizes.get("S", 1) > 1:
         raise LoczooError(f"{path} has {max(samples, sizes.get('S', 1))} samples per pixel; "
@@ -197,8 +198,54 @@ def _frames_view(path: Path, shape: tuple, axes: str, dtype: np.dtype, samples: 
     return int(n), int(height), int(width)
 
 
+def _ifd_chain_problem(path: Path) -> str | None:
+    """Follow the chain of image directories; say why if it is cut off or loops.
+
+    tifffile can spin for a very long time on a directory cut in the middle (it takes a bogus
+    next offset from the partial read), so the chain is checked before tifffile sees it.
+    """
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None or len(head) < 8:
+            return None  # not a TIFF: tifffile says so
+        version = struct.unpack(order + "H", head[2:4])[0]
+        if version == 42:
+            if size >= 1 << 32:
+                return None  # ImageJ's > 4 GiB files break the chain by design
+            count_fmt, offset_fmt, entry = "H", "I", 12
+            offset = struct.unpack(order + "I", head[4:8])[0]
+        elif version == 43 and len(head) >= 16:
+            count_fmt, offset_fmt, entry = "Q", "Q", 20
+            offset = struct.unpack(order + "Q", head[8:16])[0]
+        else:
+            return None
+        count_size = struct.calcsize(count_fmt)
+        offset_size = struct.calcsize(offset_fmt)
+        seen: set[int] = set()
+        while offset:
+            page = len(seen) + 1
+            if offset in seen:
+                return f"the directory of page {page} points back to an earlier one"
+            if offset + count_size > size:
+                return f"page {page} starts at byte {offset}, beyond the end ({size} bytes)"
+            seen.add(offset)
+            fh.seek(offset)
+            count = struct.unpack(order + count_fmt, fh.read(count_size))[0]
+            end = offset + count_size + count * entry
+            if end + offset_size > size:
+                return f"the directory of page {page} is cut off at the end of the file"
+            fh.seek(end)
+            offset = struct.unpack(order + offset_fmt, fh.read(offset_size))[0]
+    return None
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
     """Frames [N, H, W] of one TIFF file and the pixel size from its metadata."""
+    problem = _ifd_chain_problem(path)
+    if problem:
+        raise LoczooError(f"{path} is truncated or corrupt: {problem}")
     with _tifffile_log() as log:
         try:
             with tifffile.TiffFile(path) as tif:
@@ -294,8 +341,8 @@ def read_stack(path: str | Path, pixel_size_nm: float | None = None) -> Stack:
             frames, found = _read_tiff_folder(path)
         else:
             frames, found = _read_tiff(path)
-    except PermissionError:
-        raise LoczooError(f"cannot read {path}: permission denied") from None
+    except OSError as err:
+        raise LoczooError(f"cannot read {path}: {err.strerror or err}") from None
     _check_finite(frames, path)
     return Stack(frames=frames, pixel_size_nm=override if override is not None else found,
                  path=path)
@@ -411,8 +458,8 @@ def _parse_column(path: Path, header: str, values: list[str], lines: list[int],
         try:
             out[i] = float(text)
         except ValueError:
-            shown = text if text else "an empty value"
-            raise LoczooError(f"{path} line {lines[i]}: column {header!r} holds {shown!r}; "
+            shown = f"holds {text!r}" if text else "is empty"
+            raise LoczooError(f"{path} line {lines[i]}: column {header!r} {shown}; "
                               "expected a number") from None
     return out
 

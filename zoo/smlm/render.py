@@ -61,7 +61,6 @@ def _splat(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
     Unlike binning, this keeps each localization's centroid exactly, so the blurred image is
     centred on the true position rather than on a pixel centre.
     """
-    image = np.zeros(shape[0] * shape[1], np.float64)
     u = x / pixel_size_nm - 0.5
     v = y / pixel_size_nm - 0.5
     c0 = np.floor(u)
@@ -70,13 +69,16 @@ def _splat(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
     fv = v - r0
     c0 = c0.astype(np.int64)
     r0 = r0.astype(np.int64)
+    index, weight = [], []
     for dr, wr in ((0, 1.0 - fv), (1, fv)):
         for dc, wc in ((0, 1.0 - fu), (1, fu)):
             r = r0 + dr
             c = c0 + dc
             ok = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
-            image += np.bincount(r[ok] * shape[1] + c[ok], weights=(wr * wc)[ok],
-                                 minlength=image.size)
+            index.append(r[ok] * shape[1] + c[ok])
+            weight.append((wr * wc)[ok])
+    image = np.bincount(np.concatenate(index), weights=np.concatenate(weight),
+                        minlength=shape[0] * shape[1])
     return image.reshape(shape)
 
 

@@ -1,0 +1,152 @@
+"""Histogram and Gaussian renders, and saving them as PNG and TIFF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from loczoo.errors import LoczooError
+from loczoo.smlm import io, render
+from loczoo.smlm.localizations import Localizations
+from PIL import Image
+
+
+def _locs(x, y, **optional) -> Localizations:
+    return Localizations(frame=np.ones(len(x), np.int64), x=x, y=y, **optional)
+
+
+def test_histogram_counts_in_the_expected_pixels():
+    # 100 x 80 nm at 10 nm: 10 rows, 8 columns; pixel i covers [10 i, 10 i + 10).
+    locs = _locs(x=[0.0, 9.999, 10.0, 15.0, 79.9, 80.0, -0.1, 35.0, np.nan],
+                 y=[0.0, 0.0, 0.0, 25.0, 99.9, 5.0, 5.0, 100.0, 5.0])
+    image = render.render_histogram(locs, (100.0, 80.0), pixel_size_nm=10.0)
+    assert image.shape == (10, 8) and image.dtype == np.float32
+    expected = np.zeros((10, 8), np.float32)
+    expected[0, 0] = 2  # x = 0 and x = 9.999
+    expected[0, 1] = 1  # x = 10.0 exactly starts pixel 1
+    expected[2, 1] = 1
+    expected[9, 7] = 1
+    np.testing.assert_array_equal(image, expected)  # x = 80, x < 0, y = 100, NaN dropped
+
+
+def test_histogram_size_rounds_up_partial_pixels():
+    image = render.render_histogram(_locs([104.0], [5.0]), (20.0, 105.0), pixel_size_nm=10.0)
+    assert image.shape == (2, 11) and image[0, 10] == 1
+
+
+def test_gaussian_conserves_count_and_centroid():
+    x = np.array([203.7, 611.2, 388.8])
+    y = np.array([157.3, 402.9, 598.4])
+    image = render.render_gaussian(_locs(x, y), (800.0, 800.0), pixel_size_nm=10.0,
+                                   sigma_nm=25.0)
+    assert image.shape == (80, 80) and image.dtype == np.float32
+    assert image.sum() == pytest.approx(3.0, rel=1e-3)
+    centres = (np.arange(80) + 0.5) * 10.0
+    for xi, yi in zip(x, y):
+        rows = slice(int(yi / 10) - 15, int(yi / 10) + 16)
+        cols = slice(int(xi / 10) - 15, int(xi / 10) + 16)
+        patch = image[rows, cols].astype(np.float64)
+        assert patch.sum() == pytest.approx(1.0, rel=1e-3)
+        assert (patch.sum(axis=0) * centres[cols]).sum() / patch.sum() == pytest.approx(xi,
+                                                                                      abs=0.5)
+        assert (patch.sum(axis=1) * centres[rows]).sum() / patch.sum() == pytest.approx(yi,
+                                                                                      abs=0.5)
+
+
+def test_gaussian_width_follows_sigma():
+    locs = _locs([500.0], [500.0])
+    centres = (np.arange(100) + 0.5) * 10.0
+    for sigma in (15.0, 40.0):
+        profile = render.render_gaussian(locs, (1000.0, 1000.0), 10.0, sigma).sum(axis=0)
+        spread = np.sqrt((profile * (centres - 500.0) ** 2).sum() / profile.sum())
+        # Bilinear spreading adds at most a quarter pixel of variance.
+        assert sigma <= spread <= np.sqrt(sigma ** 2 + 25.0) + 1e-6
+
+
+def test_gaussian_uses_per_localization_uncertainty_and_default():
+    x = np.array([200.0, 600.0, 200.0])
+    y = np.array([200.0, 200.0, 600.0])
+    locs = _locs(x, y, sigma_x=[10.0, 40.0, np.nan], sigma_y=[10.0, 60.0, np.nan])
+    image = render.render_gaussian(locs, (800.0, 800.0), pixel_size_nm=10.0).astype(float)
+    assert image.sum() == pytest.approx(3.0, rel=1e-3)
+    centres = (np.arange(80) + 0.5) * 10.0
+
+    def spread(rows, cols):
+        profile = image[rows, cols].sum(axis=0)
+        mean = (profile * centres[cols]).sum() / profile.sum()
+        return np.sqrt((profile * (centres[cols] - mean) ** 2).sum() / profile.sum())
+
+    assert 10.0 <= spread(slice(0, 40), slice(0, 40)) <= 11.3   # sigma 10
+    assert 50.0 <= spread(slice(0, 40), slice(40, 80)) <= 50.3  # mean of 40 and 60
+    assert 20.0 <= spread(slice(40, 80), slice(0, 40)) <= 20.7  # default 20 nm
+
+
+def test_many_sigmas_are_grouped_without_losing_counts():
+    rng = np.random.default_rng(1)
+    n = 500
+    locs = _locs(rng.uniform(300, 700, n), rng.uniform(300, 700, n),
+                 sigma_x=rng.uniform(5, 50, n), sigma_y=rng.uniform(5, 50, n))
+    image = render.render_gaussian(locs, (1000.0, 1000.0), pixel_size_nm=10.0)
+    assert image.sum() == pytest.approx(n, rel=1e-3)
+
+
+def test_render_dispatches_and_rejects_unknown_method():
+    locs = _locs([150.0], [250.0])
+    np.testing.assert_array_equal(render.render(locs, (400.0, 400.0), "histogram"),
+                                  render.render_histogram(locs, (400.0, 400.0)))
+    np.testing.assert_array_equal(render.render(locs, (400.0, 400.0)),
+                                  render.render_gaussian(locs, (400.0, 400.0), sigma_nm=20.0))
+    with pytest.raises(LoczooError, match="unknown render method 'splat'"):
+        render.render(locs, (400.0, 400.0), "splat")
+
+
+def test_bad_render_parameters():
+    locs = _locs([15.0], [25.0])
+    with pytest.raises(LoczooError, match="pixel size"):
+        render.render_histogram(locs, (40.0, 40.0), pixel_size_nm=0)
+    with pytest.raises(LoczooError, match="image size"):
+        render.render_histogram(locs, (-1.0, 40.0))
+    with pytest.raises(LoczooError, match="larger render pixel size"):
+        render.render_histogram(locs, (1e7, 1e7), pixel_size_nm=1.0)
+
+
+def test_save_png_and_tiff(tmp_path):
+    image = render.render_gaussian(_locs([100.0, 300.0], [200.0, 200.0]), (400.0, 500.0),
+                                   pixel_size_nm=10.0, sigma_nm=20.0)
+    png = render.save_image(tmp_path / "r.png", image, pixel_size_nm=10.0)
+    with Image.open(png) as picture:
+        assert picture.mode == "RGB" and picture.size == (50, 40)
+        pixels = np.asarray(picture)
+    assert pixels[0, 0].tolist() == [0, 0, 0]
+    assert pixels[20, 10].tolist() == [255, 255, 255]  # the peak saturates to white
+
+    tif = render.save_image(tmp_path / "r.tif", image, pixel_size_nm=10.0)
+    back = tifffile.imread(tif)
+    assert back.shape == (40, 50) and back.dtype == np.float32
+    np.testing.assert_array_equal(back, image)
+    assert io.read_stack(tif).pixel_size_nm == 10.0
+
+
+def test_save_blank_png(tmp_path):
+    render.save_image(tmp_path / "blank.png", np.zeros((3, 4)), pixel_size_nm=None)
+    with Image.open(tmp_path / "blank.png") as picture:
+        assert np.asarray(picture).max() == 0
+
+
+def test_hot_colormap_ends():
+    assert render.hot_colormap(np.array([0.0, 1 / 3, 2 / 3, 1.0])).tolist() == [
+        [0, 0, 0], [255, 0, 0], [255, 255, 0], [255, 255, 255]]
+
+
+def test_save_refuses_existing_and_unknown_suffix(tmp_path):
+    target = tmp_path / "r.png"
+    target.write_bytes(b"keep me")
+    with pytest.raises(LoczooError, match="r.png exists; pass --overwrite"):
+        render.save_image(target, np.ones((4, 4)), pixel_size_nm=10.0)
+    assert target.read_bytes() == b"keep me"
+    render.save_image(target, np.ones((4, 4)), pixel_size_nm=10.0, overwrite=True)
+    with Image.open(target) as picture:
+        assert picture.size == (4, 4)
+    with pytest.raises(LoczooError, match="unknown suffix '.jpg'"):
+        render.save_image(tmp_path / "r.jpg", np.ones((4, 4)), pixel_size_nm=10.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png"]
