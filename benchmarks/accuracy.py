@@ -61,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import tensorflow as tf
+
     from loczoo.bundle import load_bundle
     from loczoo.flops import conv_flops
 

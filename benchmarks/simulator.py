@@ -51,6 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import tensorflow as tf
+
     from loczoo.smlm.simulate import ImagingConfig, simulate
 
     imaging = ImagingConfig(density_per_um2=(6.0, 6.0), photon_params=(2000.0, 2500.0),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from loczoo.smlm.io import read_localizations
 from loczoo.tools import cli
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from loczoo.presets import sha256_of
 from loczoo.registry import KNOWN_ENTRIES, get_entry
 from loczoo.smlm.localizations import Localizations

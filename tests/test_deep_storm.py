@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from loczoo.deep_storm.config import DeepSTORMConfig
 from loczoo.deep_storm.data import heatmap_target
 from loczoo.deep_storm.loss import DeepSTORMLoss, deep_storm_loss

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from loczoo.errors import LoczooError
 from loczoo.smlm import io
 from loczoo.smlm.localizations import Localizations

@@ -7,10 +7,11 @@ import time
 
 import numpy as np
 import pytest
+from scipy.integrate import quad
+
 from loczoo.errors import LoczooError
 from loczoo.smlm import metrics as M
 from loczoo.smlm.localizations import Localizations
-from scipy.integrate import quad
 
 
 def loc(frame, x, y, z=None) -> Localizations:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from loczoo.bundle import load_bundle
 from loczoo.errors import LoczooError
 from loczoo.registry import get_entry

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
+
 from loczoo.errors import LoczooError
 from loczoo.smlm import io, render
 from loczoo.smlm.localizations import Localizations
-from PIL import Image
 
 
 def _locs(x, y, **optional) -> Localizations:

@@ -8,9 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy.special import erf
+
 from loczoo.errors import LoczooError
 from loczoo.smlm import simulate as S
-from scipy.special import erf
 
 
 def one_emitter(x, y, photons, sigma):

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.calibration import best_threshold, sweep_thresholds
     from loczoo.config import save_json
     from loczoo.errors import LoczooError
+    from loczoo.outputs import atomic_path
     from loczoo.smlm.simulate import simulate_stack
-    from loczoo.tools.common import atomic_path
 
     if not runfolder.is_run_folder(args.run):
         raise LoczooError(f"{args.run} is not a run folder (presets are calibrated when built)")

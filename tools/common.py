@@ -1,4 +1,4 @@
-"""CLI plumbing shared by every tool: error handling, output-path checks, atomic writes."""
+"""CLI plumbing shared by every tool: one error line and exit code 2 for user errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
-from pathlib import Path
 
 from loczoo.errors import LoczooError
 
@@ -42,26 +40,3 @@ def standalone(name: str, add_arguments, run, argv=None) -> int:
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["python", f"tools/{name}.py", *argv])
     return run_tool(run, args)
-
-
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``--overwrite``; the parent folder must exist."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise LoczooError(f"output {path} exists; pass --overwrite to replace it")
-    if not path.parent.exists():
-        raise LoczooError(f"output folder {path.parent} does not exist")
-    return path
-
-
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
     import math
 
     from loczoo.errors import LoczooError
+    from loczoo.outputs import atomic_path, prepare_output
     from loczoo.smlm.io import read_localizations
     from loczoo.smlm.metrics import evaluate
-    from loczoo.tools.common import atomic_path, check_output
 
     if args.json:
-        check_output(args.json, args.overwrite)
+        prepare_output(args.json, args.overwrite)
     if args.border and not args.fov:
         raise LoczooError("--border needs --fov H_NM W_NM")
     if min(args.tolerance) <= 0:

@@ -34,13 +34,13 @@ def run(args: argparse.Namespace) -> int:
 
     from loczoo.bundle import load_bundle
     from loczoo.errors import LoczooError
+    from loczoo.outputs import prepare_output
     from loczoo.progress import ProgressPrinter
     from loczoo.smlm.io import read_stack, write_localizations
-    from loczoo.tools.common import check_output
 
-    check_output(args.out, args.overwrite)
+    prepare_output(args.out, args.overwrite)
     if args.render:
-        check_output(args.render, args.overwrite)
+        prepare_output(args.render, args.overwrite)
     if args.batch_size < 1:
         raise LoczooError(f"--batch-size must be >= 1, got {args.batch_size}")
     stack = read_stack(args.stack, args.pixel_size)

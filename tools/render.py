@@ -26,11 +26,11 @@ def run(args: argparse.Namespace) -> int:
     import math
 
     from loczoo.errors import LoczooError
+    from loczoo.outputs import prepare_output
     from loczoo.smlm.io import read_localizations
     from loczoo.smlm.render import render, save_image
-    from loczoo.tools.common import check_output
 
-    check_output(args.out, args.overwrite)
+    prepare_output(args.out, args.overwrite)
     if args.pixel_size <= 0:
         raise LoczooError(f"--pixel-size must be > 0 nm, got {args.pixel_size}")
     locs = read_localizations(args.localizations)

@@ -36,15 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from loczoo.errors import LoczooError
-    from loczoo.tools.common import check_output
+    from loczoo.outputs import prepare_output
 
     if args.frames < 1 or min(args.size) < 1:
         raise LoczooError(f"--frames and --size must be positive, got {args.frames} and "
                           f"{tuple(args.size)}")
     gt_path = Path(args.gt) if args.gt else Path(args.out).with_name(Path(args.out).stem
                                                                     + "_gt.csv")
-    check_output(args.out, args.overwrite)
-    check_output(gt_path, args.overwrite)
+    prepare_output(args.out, args.overwrite)
+    prepare_output(gt_path, args.overwrite)
     # The configs validate every option before anything is written.
     from loczoo.smlm.simulate import CameraConfig, ImagingConfig
 

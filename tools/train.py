@@ -45,11 +45,11 @@ def load_training_data(stack_path: str, gt_path: str | None, pixel_size_nm: floa
 
 def run(args: argparse.Namespace) -> int:
     from loczoo.config import with_overrides
+    from loczoo.outputs import prepare_output
     from loczoo.registry import get_entry
-    from loczoo.tools.common import check_output
     from loczoo.training import train
 
-    check_output(args.out, args.overwrite)
+    prepare_output(args.out, args.overwrite)
     entry = get_entry(args.entry)
     config = getattr(entry.config_cls, args.config)()
     config = with_overrides(config, args.set)

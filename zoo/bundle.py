@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from loczoo import runfolder
 from loczoo.config import load_json
 from loczoo.errors import LoczooError

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+
 from loczoo.smlm.localizations import Localizations
 from loczoo.smlm.metrics import evaluate
 from loczoo.smlm.simulate import simulate_stack

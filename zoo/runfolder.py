@@ -22,6 +22,7 @@ def versions() -> dict:
     import keras
     import numpy
     import tensorflow as tf
+
     from loczoo import __version__
 
     return {"loczoo": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,

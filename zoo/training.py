@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 from loczoo import runfolder
@@ -17,8 +19,8 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
           epochs: int, validation_steps: int = 20, seed: int = 0, init: str | None = None,
           overwrite: bool = False, quiet: bool = False, data_description: str = "simulator",
           command: str = "") -> Path:
-    """Train ``entry`` and write the run folder ``out``. Ctrl-C stops after saving: the run
-    folder then holds the best weights so far and says it was interrupted."""
+    """Train ``entry`` and write the run folder ``out``. Ctrl-C (or SIGTERM) stops training: the
+    run folder then holds the best weights so far and its metadata says it was interrupted."""
     import keras
 
     out = Path(out)
@@ -53,11 +55,17 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
     val_ds = entry.make_dataset(config, "validation", source=source, seed=seed).take(
         validation_steps)
     interrupted = False
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:  # `kill` stops like Ctrl-C (signal handlers exist only in the main thread)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         model.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
                   validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else 2)
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     if best.exists():
         model.load_weights(best)
     history = _read_history(partial / "history.csv")
@@ -70,6 +78,10 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
                                         metadata=metadata, overwrite=True)
     shutil.rmtree(partial, ignore_errors=True)
     return folder
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _read_history(path: Path) -> list[dict]:

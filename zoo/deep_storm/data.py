@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import tensorflow as tf
+
 from loczoo.errors import LoczooError
 from loczoo.smlm.normalize import minmax_statistics, minmax_then_standardize
 from loczoo.smlm.simulate import simulate

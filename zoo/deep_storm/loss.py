@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+
 from loczoo.smlm.targets import gaussian_kernel
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import keras
+
 from loczoo.layers import conv_bn_relu
 
 

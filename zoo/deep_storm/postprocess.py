@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
 from loczoo.errors import LoczooError
 from loczoo.smlm.normalize import minmax_then_standardize
 from loczoo.smlm.postprocess import heatmap_to_localizations

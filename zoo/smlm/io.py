@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
 from loczoo.errors import LoczooError
+from loczoo.outputs import atomic_path, prepare_output
 from loczoo.smlm.localizations import Localizations
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -51,36 +53,6 @@ class Stack:
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def _prepare_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; the parent folder must exist."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise LoczooError(f"output {path} exists; pass --overwrite to replace it")
-    if path.is_dir():
-        raise LoczooError(f"output {path} is a folder; expected a file name")
-    if not path.parent.is_dir():
-        raise LoczooError(f"output folder {path.parent} does not exist")
-    return path
-
-
-@contextmanager
-def _atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as err:
-        raise LoczooError(f"cannot write {path}: {err.strerror or err}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- TIFF stacks
@@ -393,9 +365,9 @@ def write_stack(path: str | Path, frames, pixel_size_nm: float | None = None,
     data = _as_frames(frames)
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise LoczooError(f"frames for {path} contain NaN or infinite values")
-    path = _prepare_output(path, overwrite)
+    path = prepare_output(path, overwrite)
     data = data.astype(_tiff_dtype(data), copy=False)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         _write_imagej_tiff(tmp, data, pixel_size_nm)
     return path
 
@@ -572,7 +544,7 @@ def write_localizations(path: str | Path, locs: Localizations, overwrite: bool =
     if len(locs) and (locs.frame.min() < 1 or not np.isfinite(locs.x).all()
                       or not np.isfinite(locs.y).all()):
         raise ValueError("localizations need frames >= 1 and finite x, y to be written")
-    path = _prepare_output(path, overwrite)
+    path = prepare_output(path, overwrite)
     order = np.argsort(locs.frame, kind="stable")
     names = ["id", "frame", "x [nm]", "y [nm]"]
     formats = ["%d", "%d", "%.3f", "%.3f"]
@@ -583,7 +555,7 @@ def write_localizations(path: str | Path, locs: Localizations, overwrite: bool =
             formats.append(fmt)
             data.append(getattr(locs, column)[order])
     row = ",".join(formats)
-    with _atomic_path(path) as tmp, open(tmp, "w", newline="\n", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="\n", encoding="utf-8") as fh:
         fh.write(",".join(f'"{n}"' for n in names) + "\n")
         for start in range(0, len(locs), 65536):
             block = zip(*(d[start:start + 65536].tolist() for d in data))

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from loczoo.errors import LoczooError
-from loczoo.smlm.localizations import Localizations
 from scipy.optimize import linear_sum_assignment
 from scipy.special import erf, spence
+
+from loczoo.errors import LoczooError
+from loczoo.smlm.localizations import Localizations
 
 METHODS = ("hungarian", "greedy")
 ALPHA_LATERAL = 1.0  # nm^-1, efficiency weight of lateral RMSE (Sage et al. 2019)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
 from loczoo.smlm.localizations import Localizations
 
 REFINEMENTS = ("cog", "none")

@@ -10,10 +10,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-from loczoo.errors import LoczooError
-from loczoo.smlm.io import _atomic_path, _check_pixel_size, _prepare_output, _write_imagej_tiff
-from loczoo.smlm.localizations import Localizations
 from PIL import Image
+
+from loczoo.errors import LoczooError
+from loczoo.outputs import atomic_path, prepare_output
+from loczoo.smlm.io import _check_pixel_size, _write_imagej_tiff
+from loczoo.smlm.localizations import Localizations
 
 DEFAULT_SIGMA_NM = 20.0
 METHODS = ("gaussian", "histogram")
@@ -178,8 +180,8 @@ def save_image(path: str | Path, image: np.ndarray, pixel_size_nm: float | None,
         raise LoczooError(f"output {path} has unknown suffix {path.suffix!r}; expected .tif, "
                           ".tiff or .png")
     pixel_size_nm = _check_pixel_size(pixel_size_nm, "render pixel size")
-    path = _prepare_output(path, overwrite)
-    with _atomic_path(path) as tmp:
+    path = prepare_output(path, overwrite)
+    with atomic_path(path) as tmp:
         if suffix == ".png":
             picture = Image.fromarray(hot_colormap(_stretch(image)))
             extra = {}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+
 from loczoo.config import check_range
 from loczoo.errors import LoczooError
 from loczoo.smlm.localizations import Localizations
