@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     import json
     from dataclasses import replace
 

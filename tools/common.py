@@ -13,15 +13,28 @@ from loczoo.errors import LoczooError
 EXIT_USAGE = 2
 
 
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's C++ start-up chatter; must run before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (absl and oneDNN notices, which ignore
+    TF_CPP_MIN_LOG_LEVEL in TF 2.21) kept off the terminal. Tools that need TensorFlow call
+    this first; a failing import still raises normally."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def run_tool(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run a tool; user errors become one line on stderr and exit code 2."""
-    quiet_tensorflow()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
         return run(args) or 0
     except LoczooError as err:

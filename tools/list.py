@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     from loczoo.registry import list_entries
 
     for entry in list_entries():

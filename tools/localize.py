@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 DEFAULT_MODEL = "deep_storm"
 
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     from dataclasses import replace
 
     from loczoo.bundle import load_bundle

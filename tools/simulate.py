@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     from loczoo.errors import LoczooError
     from loczoo.outputs import prepare_output
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,7 @@ def load_training_data(stack_path: str, gt_path: str | None, pixel_size_nm: floa
 
 
 def run(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     from loczoo.config import with_overrides
     from loczoo.outputs import prepare_output
     from loczoo.registry import get_entry

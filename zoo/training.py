@@ -7,6 +7,7 @@ import csv
 import shutil
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 from loczoo import runfolder
@@ -54,6 +55,8 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
     # The same validation batches every epoch: the stream is seeded per element index.
     val_ds = entry.make_dataset(config, "validation", source=source, seed=seed).take(
         validation_steps)
+    # Keras warns that it cannot shuffle a tf.data stream; ours is random by construction.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
     interrupted = False
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:  # `kill` stops like Ctrl-C (signal handlers exist only in the main thread)
