@@ -164,3 +164,15 @@ def test_patches_from_real_frames_align_with_their_targets():
             assert (tr, tc) == (2 * r + 1, 2 * c)
             checked += 1
     assert checked > 5
+
+
+def test_flop_count_of_the_reference_network():
+    from loczoo.flops import conv_flops
+
+    s = 64 * 8  # a 64 x 64 frame upsampled 8 times
+    expected = 2 * (9 * (1 * 32 * s**2 + 32 * 64 * (s / 2) ** 2 + 64 * 128 * (s / 4) ** 2
+                         + 128 * 512 * (s / 8) ** 2 + 512 * 128 * (s / 4) ** 2
+                         + 128 * 64 * (s / 2) ** 2 + 64 * 32 * s**2) + 32 * s**2)
+    flops = conv_flops(build_model(DeepSTORMConfig()), (64, 64, 1))
+    assert flops == pytest.approx(expected)
+    assert flops == pytest.approx(48.5e9, rel=0.01)  # "about 48 GFLOP per 64 x 64 frame"

@@ -1,5 +1,6 @@
 """Pretrained presets: a folder shaped like a run folder (config.json, model.weights.h5,
-metadata.json) shipped inside the package, with the sha256 of every file checked before use."""
+metadata.json) shipped inside the package as ``<entry>/weights/<preset>/``, with the sha256 of
+every file checked before use."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class Preset:
 
     @property
     def folder(self) -> Path:
-        return Path(str(resources.files(f"loczoo.{self.entry}"))) / "presets" / self.name
+        return Path(str(resources.files(f"loczoo.{self.entry}"))) / "weights" / self.name
 
     def verified_folder(self) -> Path:
         """The shipped folder, after checking that every file is present with its sha256."""
