@@ -53,7 +53,7 @@ def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_json(config, tmp / CONFIG)
-    model.save_weights(tmp / WEIGHTS)
+    _without_optimizer(model).save_weights(tmp / WEIGHTS)
     meta = {"entry": entry, "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "versions": versions(), "parameters": int(model.count_params()), **metadata}
     (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
@@ -61,3 +61,15 @@ def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata:
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+
+def _without_optimizer(model):
+    """The model's weights alone: a compiled model would also save its optimizer state
+    (three times the size of the weights for Adam), which inference never needs."""
+    import keras
+
+    if getattr(model, "optimizer", None) is None:
+        return model
+    plain = keras.models.clone_model(model)
+    plain.set_weights(model.get_weights())
+    return plain

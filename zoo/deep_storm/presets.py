@@ -2,5 +2,24 @@
 
 from loczoo.presets import Preset
 
-PRESETS: dict[str, Preset] = {}
-DEFAULT_PRESET = None
+CITATION = ("Nehme E., Weiss L. E., Michaeli T., Shechtman Y. Deep-STORM: super-resolution "
+            "single-molecule microscopy by deep learning. Optica 5(4):458-464 (2018), "
+            "doi:10.1364/OPTICA.5.000458")
+
+PRESETS: dict[str, Preset] = {
+    "sim-dense-100nm": Preset(
+        name="sim-dense-100nm",
+        entry="deep_storm",
+        description=("4x upsampling; trained on loczoo's simulator: 100 nm pixels, PSF sigma "
+                     "90-135 nm, 0.5-10 emitters/um^2, 800-6000 photons, sCMOS-like camera"),
+        files={
+            "config.json": "c8ff92a045ee735e9df000c21dbb678514aae066df83308dd99a20c53f536d16",
+            "model.weights.h5": "e0b1188102667cb174894745bc2accb67711921c8b387a132bb9f9a174a9c0d1",
+            "metadata.json": "63987478dcafbed8b9e78eb0df36d2e0e50c1f3efba48d5c8c99cf4375999cc4",
+        },
+        license="MIT",
+        citation=CITATION,
+        training=("loczoo train deep_storm --out runs/deep_storm_sim100_up4 --set upsampling=4 --steps-per-epoch 200 --epochs 40 --validation-steps 20 --seed 1  (40 epochs x 200 steps of batch 16 on 2 CPU cores); then: loczoo calibrate runs/deep_storm_sim100_up4 --frames 64"),
+    ),
+}
+DEFAULT_PRESET = "sim-dense-100nm"
