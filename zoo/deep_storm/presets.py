@@ -19,7 +19,10 @@ PRESETS: dict[str, Preset] = {
         },
         license="MIT",
         citation=CITATION,
-        training=("loczoo train deep_storm --out runs/deep_storm_sim100_up4 --set upsampling=4 --steps-per-epoch 200 --epochs 40 --validation-steps 20 --seed 1  (40 epochs x 200 steps of batch 16 on 2 CPU cores); then: loczoo calibrate runs/deep_storm_sim100_up4 --frames 64"),
+        training=("loczoo train deep_storm --out runs/deep_storm_sim100_up4 --set upsampling=4 "
+                  "--steps-per-epoch 200 --epochs 40 --validation-steps 20 --seed 1 "
+                  "(40 epochs x 200 steps of batch 16, 95 min on 2 CPU cores); then "
+                  "loczoo calibrate runs/deep_storm_sim100_up4 --frames 64"),
     ),
 }
 DEFAULT_PRESET = "sim-dense-100nm"
