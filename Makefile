@@ -15,7 +15,8 @@ $(BIN)/loczoo: setup.cfg pyproject.toml
 
 demo: $(BIN)/loczoo
 	mkdir -p demo
-	$(BIN)/loczoo simulate demo/stack.tif --frames 20 --seed 1 --overwrite --quiet
+	$(BIN)/loczoo simulate demo/stack.tif --frames 100 --structure filaments --density 100 100 \
+		--seed 1 --overwrite --quiet
 	$(BIN)/loczoo localize demo/stack.tif --out demo/localizations.csv \
 		--render demo/localizations.png --overwrite
 	$(BIN)/loczoo evaluate demo/localizations.csv demo/stack_gt.csv

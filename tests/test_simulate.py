@@ -171,3 +171,19 @@ def test_bad_imaging_config_is_refused(kwargs):
 def test_bad_camera_is_refused():
     with pytest.raises(LoczooError, match="em_gain"):
         S.CameraConfig(em_gain=0.5)
+
+
+def test_filament_mask_is_thin_reproducible_and_usable():
+    from loczoo.smlm.structures import filament_mask
+
+    mask = filament_mask(32, 32, n_filaments=4, seed=3)
+    assert mask.shape == (256, 256)
+    assert 0.005 < mask.mean() < 0.05  # thin lines, not a filled area
+    np.testing.assert_array_equal(mask, filament_mask(32, 32, n_filaments=4, seed=3))
+    emitters = S.sample_emitters(tf.constant([0, 1], tf.int64), 4, 32, 32,
+                                 S.ImagingConfig(density_per_um2=(100, 100)), 256,
+                                 density_mask=mask)
+    ex = emitters["exists"].numpy()
+    rows = (emitters["y"].numpy()[ex] / 12.5).astype(int)
+    cols = (emitters["x"].numpy()[ex] / 12.5).astype(int)
+    assert ex.sum() > 20 and np.all(mask[rows, cols] == 1)

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read-noise", type=float, default=1.5, help="electrons rms")
     parser.add_argument("--e-per-adu", type=float, default=0.5)
     parser.add_argument("--baseline", type=float, default=100.0, help="ADU")
+    parser.add_argument("--structure", choices=("uniform", "filaments"), default="uniform",
+                        help="where emitters are: uniformly random (default) or on random "
+                             "filaments; with filaments, --density applies on the filaments")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
@@ -58,8 +61,14 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.progress import ProgressPrinter
     from loczoo.smlm.simulate import simulate_stack
 
+    mask = None
+    if args.structure == "filaments":
+        from loczoo.smlm.structures import filament_mask
+
+        mask = filament_mask(*args.size, seed=args.seed)
     frames, truth = simulate_stack(imaging, args.frames, *args.size, seed=args.seed,
-                                   progress=ProgressPrinter("simulate", quiet=args.quiet))
+                                   progress=ProgressPrinter("simulate", quiet=args.quiet),
+                                   density_mask=mask)
     from loczoo.smlm.io import write_localizations, write_stack
 
     write_stack(args.out, frames, pixel_size_nm=args.pixel_size, overwrite=args.overwrite)

@@ -305,13 +305,15 @@ def simulated_dataset(imaging: ImagingConfig, height: int, width: int, batch: in
 
 
 def simulate_stack(imaging: ImagingConfig, n_frames: int, height: int, width: int,
-                   seed: int = 0, batch: int = 64, progress=None):
+                   seed: int = 0, batch: int = 64, progress=None, density_mask=None):
     """A stack [N, H, W] (ADU, float32) and its ground-truth table (frames 1-based), simulated
-    batch by batch. The same seed and ``batch`` give the same stack."""
+    batch by batch (optionally on a ``density_mask``, see ``sample_emitters``). The same seed
+    and ``batch`` give the same stack."""
     frames, tables = [], []
     for start in range(0, n_frames, batch):
         size = min(batch, n_frames - start)
-        sim = simulate(tf.constant([seed, start], tf.int64), size, height, width, imaging)
+        sim = simulate(tf.constant([seed, start], tf.int64), size, height, width, imaging,
+                       density_mask=density_mask)
         frames.append(sim["frames"].numpy())
         tables.append(emitters_to_table(sim, first_frame=start + 1))
         if progress is not None:
