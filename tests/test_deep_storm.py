@@ -9,11 +9,10 @@ import pytest
 import tensorflow as tf
 
 from loczoo.deep_storm.config import DeepSTORMConfig
-from loczoo.deep_storm.data import heatmap_target
 from loczoo.deep_storm.loss import DeepSTORMLoss, deep_storm_loss
 from loczoo.deep_storm.model import build_model
-from loczoo.deep_storm.postprocess import postprocess
 from loczoo.errors import LoczooError
+from loczoo.smlm.heatmaps import heatmap_target, postprocess
 from loczoo.smlm.targets import gaussian_kernel, spike_map
 
 
@@ -139,7 +138,7 @@ def test_input_multiple():
 
 
 def test_patches_from_real_frames_align_with_their_targets():
-    from loczoo.deep_storm.data import make_dataset
+    from loczoo.smlm.heatmaps import make_dataset
     from loczoo.smlm.localizations import Localizations
     from loczoo.smlm.trainingdata import TrainingData
 

@@ -43,6 +43,9 @@ def run_tool(run: Callable[[argparse.Namespace], int | None], args: argparse.Nam
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `loczoo evaluate ... | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 def standalone(name: str, add_arguments, run, argv=None) -> int:

@@ -1,12 +1,11 @@
 """Deep-STORM (Nehme, Weiss, Michaeli, Shechtman; Optica 5(4):458, 2018)."""
 
 from loczoo.deep_storm.config import DeepSTORMConfig
-from loczoo.deep_storm.data import make_dataset, prepare_config
 from loczoo.deep_storm.loss import make_loss
 from loczoo.deep_storm.model import build_model
-from loczoo.deep_storm.postprocess import postprocess, preprocess
 from loczoo.deep_storm.presets import DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
+from loczoo.smlm.heatmaps import make_dataset, postprocess, prepare_config, preprocess
 
 ENTRY = register(ZooEntry(
     name="deep_storm",

@@ -1,20 +1,77 @@
-"""Deep-STORM training data: (normalised camera patch, scaled blurred spike map) pairs, from the
-simulator on the fly or from real frames with ground truth."""
+"""The Deep-STORM-style heatmap pipeline, shared by the entries that predict a map on an
+upsampled grid (Deep-STORM, DeepCEL0).
+
+Training pairs are (camera patch, min-max scaled and z-scored with global constants;
+emitter spikes on the fine grid blurred by a small Gaussian and scaled), from the simulator on
+the fly or from real frames with ground truth. At inference, local maxima of the predicted map
+become localizations. ``HeatmapConfig`` holds the fields this pipeline reads.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
 
 from loczoo.errors import LoczooError
 from loczoo.smlm.normalize import minmax_statistics, minmax_then_standardize
-from loczoo.smlm.simulate import simulate
+from loczoo.smlm.postprocess import heatmap_to_localizations
+from loczoo.smlm.simulate import ImagingConfig, simulate
 from loczoo.smlm.targets import blur, gaussian_kernel, spike_map
 from loczoo.smlm.trainingdata import TrainingData
 
 SPLIT_SEED_OFFSET = {"train": 0, "validation": 7_919}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeatmapConfig:
+    """Fields of the heatmap pipeline. The network sees camera frames upsampled ``upsampling``
+    times and predicts a map on that grid. Targets are emitter spikes on the fine grid blurred by
+    a ``kernel_size`` Gaussian of ``heatmap_sigma`` fine pixels, times ``target_scale``.
+    ``norm_mean``/``norm_std`` are the global normalisation constants applied after per-frame
+    min-max scaling (``None`` until computed from training data). A localization is a local
+    maximum (``neighborhood`` pixels) above ``threshold x target_scale``."""
+
+    upsampling: int = 8
+    patch_size: int = 26
+    filters: tuple[int, int, int, int] = (32, 64, 128, 512)
+    kernel_size: int = 7
+    heatmap_sigma: float = 1.0
+    target_scale: float = 100.0
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    norm_mean: float | None = None
+    norm_std: float | None = None
+    threshold: float = 0.1
+    neighborhood: int = 3
+    refine: str = "cog"
+    imaging: ImagingConfig = field(default_factory=ImagingConfig)
+
+    def __post_init__(self):
+        if self.upsampling < 1:
+            raise LoczooError(f"upsampling must be >= 1, got {self.upsampling}")
+        if (self.patch_size * self.upsampling) % 8:
+            raise LoczooError(f"patch_size x upsampling must be a multiple of 8 (three 2x2 "
+                              f"poolings), got {self.patch_size} x {self.upsampling}")
+        if len(self.filters) != 4 or min(self.filters) < 1:
+            raise LoczooError(f"filters must be four positive ints, got {self.filters!r}")
+        if self.kernel_size % 2 == 0:
+            raise LoczooError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.refine not in ("cog", "none"):
+            raise LoczooError(f"refine must be 'cog' or 'none', got {self.refine!r}")
+        if self.norm_std is not None and self.norm_std <= 0:
+            raise LoczooError(f"norm_std must be > 0, got {self.norm_std}")
+
+    @property
+    def input_multiple(self) -> int:
+        """Frame height and width must be multiples of this (8 after upsampling)."""
+        return 8 // math.gcd(8, self.upsampling)
+
+    @property
+    def output_pixel_nm(self) -> float:
+        return self.imaging.pixel_size_nm / self.upsampling
 
 
 def heatmap_target(x_nm, y_nm, mask, config, height: int, width: int):
@@ -95,3 +152,23 @@ def prepare_config(config, source: TrainingData | None = None, seed: int = 0,
     frames = tf.concat([f for f, *_ in raw], axis=0)
     mean, std = minmax_statistics(frames)
     return replace(config, norm_mean=round(mean, 6), norm_std=round(std, 6))
+
+
+def preprocess(frames, config):
+    """Camera frames [N, H, W] (ADU) -> network input [N, H, W, 1]."""
+    if config.norm_mean is None or config.norm_std is None:
+        raise LoczooError("this config has no normalisation constants")
+    frames = tf.convert_to_tensor(np.asarray(frames, np.float32))
+    return minmax_then_standardize(frames, config.norm_mean, config.norm_std)[..., None]
+
+
+def postprocess(outputs, config, *, pixel_size_nm: float, height: int, width: int):
+    """Local maxima above ``threshold x target_scale``, refined by the 3 x 3 centre of gravity
+    (ZeroCostDL4Mic's "local average"); prob = 3 x 3 sum / target_scale. ``pixel_size_nm`` is
+    the camera pixel; the map is on a grid ``upsampling`` times finer."""
+    up = config.upsampling
+    return heatmap_to_localizations(
+        outputs, threshold=config.threshold * config.target_scale,
+        pixel_size_nm=pixel_size_nm / up, neighborhood=config.neighborhood,
+        refine=config.refine, height=height * up, width=width * up,
+        confidence_scale=config.target_scale)
