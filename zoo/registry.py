@@ -12,7 +12,7 @@ from typing import Literal
 from loczoo.errors import LoczooError
 
 # Entry folders under loczoo/, imported on first use so that ``import loczoo`` stays light.
-KNOWN_ENTRIES = ("deep_storm",)
+KNOWN_ENTRIES = ("deep_storm", "deepcel0")
 
 _REGISTRY: dict[str, "ZooEntry"] = {}
 
