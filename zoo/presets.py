@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -36,7 +36,6 @@ class Preset:
     license: str = "MIT"
     citation: str = ""
     training: str = ""
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
