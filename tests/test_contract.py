@@ -82,3 +82,14 @@ def test_presets_are_valid(setup):
         for file, digest in preset.files.items():
             assert sha256_of(folder / file) == digest
         assert preset.training and preset.license and preset.citation
+
+
+def test_run_folder_holds_weights_without_optimizer_state(tiny_run):
+    import h5py
+
+    from loczoo.bundle import load_bundle
+
+    with h5py.File(tiny_run / "model.weights.h5") as fh:
+        assert "optimizer" not in fh
+    bundle = load_bundle(str(tiny_run))
+    assert bundle.entry.name == "deep_storm" and bundle.metadata["epochs_done"] == 1

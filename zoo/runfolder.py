@@ -53,7 +53,7 @@ def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_json(config, tmp / CONFIG)
-    _without_optimizer(model).save_weights(tmp / WEIGHTS)
+    _without_optimizer(entry, config, model).save_weights(tmp / WEIGHTS)
     meta = {"entry": entry, "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "versions": versions(), "parameters": int(model.count_params()), **metadata}
     (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
@@ -63,13 +63,14 @@ def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata:
     return folder
 
 
-def _without_optimizer(model):
-    """The model's weights alone: a compiled model would also save its optimizer state
-    (three times the size of the weights for Adam), which inference never needs."""
-    import keras
-
+def _without_optimizer(entry: str, config, model):
+    """A fresh, uncompiled copy holding the model's weights: a compiled model would also save
+    its optimizer state (twice the size of the weights for Adam), which inference never needs.
+    (``keras.models.clone_model`` keeps the optimizer, so the entry builds the copy.)"""
     if getattr(model, "optimizer", None) is None:
         return model
-    plain = keras.models.clone_model(model)
+    from loczoo.registry import get_entry
+
+    plain = get_entry(entry).build_model(config)
     plain.set_weights(model.get_weights())
     return plain
