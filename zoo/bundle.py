@@ -44,7 +44,7 @@ class ModelBundle:
             batch = np.asarray(frames[start:start + batch_size], dtype=np.float32)
             if pad_h or pad_w:  # edge padding; peaks found in the padding are dropped
                 batch = np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
-            outputs = self._forward(self.entry.preprocess(batch, self.config))
+            outputs = self.predict(batch)
             locs = self.entry.postprocess(outputs, self.config, pixel_size_nm=pixel_size_nm,
                                           height=height, width=width)
             locs.frame += start

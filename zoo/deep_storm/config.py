@@ -1,11 +1,10 @@
-"""Deep-STORM configuration: the paper's defaults and a TINY configuration for tests."""
+"""Deep-STORM configuration: the paper's defaults (``default()``; ``tiny()`` for tests)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 from loczoo.smlm.heatmaps import HeatmapConfig
-from loczoo.smlm.simulate import ImagingConfig, dense_2d_imaging
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,14 +16,3 @@ class DeepSTORMConfig(HeatmapConfig):
 
     prediction_blur_scale: float = 2.0
     l1_weight: float = 1.0
-    imaging: ImagingConfig = field(default_factory=dense_2d_imaging)
-
-    @classmethod
-    def default(cls) -> "DeepSTORMConfig":
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "DeepSTORMConfig":
-        """A few thousand parameters, 16 x 16 fine patches: for tests only."""
-        return replace(cls(), upsampling=2, patch_size=8, filters=(4, 4, 8, 8), batch_size=2,
-                       imaging=replace(dense_2d_imaging(), density_per_um2=(2.0, 6.0)))

@@ -1,12 +1,12 @@
-"""DeepCEL0 configuration: the notebook's defaults and a TINY configuration for tests."""
+"""DeepCEL0 configuration: the notebook's defaults (``default()``; ``tiny()`` for tests)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
+from loczoo.errors import LoczooError
 from loczoo.smlm.heatmaps import HeatmapConfig
-from loczoo.smlm.simulate import ImagingConfig, dense_2d_imaging
 
 
 def zerocost_l2_factor(upsampling: int, min_emitters: int = 7) -> float:
@@ -27,21 +27,8 @@ class DeepCEL0Config(HeatmapConfig):
     upsampling: int = 4
     target_scale: float = round(zerocost_l2_factor(4), 2)
     cel0_lambda: float = 100.0
-    imaging: ImagingConfig = field(default_factory=dense_2d_imaging)
 
     def __post_init__(self):
         super().__post_init__()
         if self.cel0_lambda < 0:
-            from loczoo.errors import LoczooError
-
             raise LoczooError(f"cel0_lambda must be >= 0, got {self.cel0_lambda}")
-
-    @classmethod
-    def default(cls) -> "DeepCEL0Config":
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "DeepCEL0Config":
-        """A few thousand parameters, 16 x 16 fine patches: for tests only."""
-        return replace(cls(), upsampling=2, patch_size=8, filters=(4, 4, 8, 8), batch_size=2,
-                       imaging=replace(dense_2d_imaging(), density_per_um2=(2.0, 6.0)))

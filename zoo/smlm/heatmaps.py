@@ -18,7 +18,7 @@ import tensorflow as tf
 from loczoo.errors import LoczooError
 from loczoo.smlm.normalize import minmax_statistics, minmax_then_standardize
 from loczoo.smlm.postprocess import heatmap_to_localizations
-from loczoo.smlm.simulate import ImagingConfig, simulate
+from loczoo.smlm.simulate import ImagingConfig, dense_2d_imaging, simulate
 from loczoo.smlm.targets import blur, gaussian_kernel, spike_map
 from loczoo.smlm.trainingdata import TrainingData
 
@@ -47,7 +47,7 @@ class HeatmapConfig:
     threshold: float = 0.1
     neighborhood: int = 3
     refine: str = "cog"
-    imaging: ImagingConfig = field(default_factory=ImagingConfig)
+    imaging: ImagingConfig = field(default_factory=dense_2d_imaging)
 
     def __post_init__(self):
         if self.upsampling < 1:
@@ -72,6 +72,18 @@ class HeatmapConfig:
     @property
     def output_pixel_nm(self) -> float:
         return self.imaging.pixel_size_nm / self.upsampling
+
+    @classmethod
+    def default(cls):
+        """The method's published defaults (the class defaults)."""
+        return cls()
+
+    @classmethod
+    def tiny(cls):
+        """A few thousand parameters, 16 x 16 fine patches: for tests only."""
+        default = cls()
+        return replace(default, upsampling=2, patch_size=8, filters=(4, 4, 8, 8), batch_size=2,
+                       imaging=replace(default.imaging, density_per_um2=(2.0, 6.0)))
 
 
 def heatmap_target(x_nm, y_nm, mask, config, height: int, width: int):
