@@ -42,6 +42,36 @@ def test_dataset_matches_model_and_one_step_trains(setup):
     assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
 
 
+def test_patches_from_real_frames_align_with_their_targets(setup):
+    """Training from a TIFF + CSV pair: each crop's bright pixel and its target's peak agree."""
+    from dataclasses import replace
+
+    from loczoo.smlm.trainingdata import TrainingData
+
+    entry, config = setup
+    config = replace(config, batch_size=8)
+    rng = np.random.default_rng(0)
+    n, size = 10, 10  # 8 px patches: most crops contain the emitter
+    rows, cols = rng.integers(0, size, n), rng.integers(0, size, n)
+    frames = np.full((n, size, size), 100.0, np.float32)
+    frames[np.arange(n), rows, cols] = 1000.0
+    truth = Localizations(frame=np.arange(1, n + 1), x=(cols + 0.3) * 100, y=(rows + 0.6) * 100)
+    source = TrainingData(frames=frames, truth=truth, pixel_size_nm=100.0)
+    up = config.upsampling
+    checked = 0
+    for x, y in entry.make_dataset(config, "train", source=source).take(4):
+        for patch, target in zip(np.asarray(x)[..., 0], np.asarray(y)[..., 0]):
+            if patch.max() <= patch.min() or target.max() == 0:
+                assert target.max() == 0  # emitter cropped away: no target either
+                continue
+            r, c = np.unravel_index(patch.argmax(), patch.shape)
+            tr, tc = np.unravel_index(target.argmax(), target.shape)
+            # The emitter at (col + 0.3, row + 0.6) lies in fine pixel (up c + 0.3 up, ...).
+            assert (tr, tc) == (up * r + int(0.6 * up), up * c + int(0.3 * up))
+            checked += 1
+    assert checked > 5
+
+
 def test_train_and_validation_streams_differ_and_repeat(setup):
     entry, config = setup
     a = next(iter(entry.make_dataset(config, "train", seed=0)))[0]

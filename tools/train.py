@@ -12,8 +12,9 @@ from loczoo.tools.common import import_tensorflow_quietly, standalone
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("entry", help="zoo entry name (see `loczoo list`)")
     parser.add_argument("--out", required=True, help="run folder to write")
-    parser.add_argument("--config", choices=("default", "tiny"), default="default",
-                        help="starting configuration (tiny is for tests)")
+    parser.add_argument("--config", default="default",
+                        help="starting configuration: default (the paper's), tiny (tests) or a "
+                             "variant the entry names (e.g. subpixel_dt: 2016)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set upsampling=4 (repeatable)")
     parser.add_argument("--data", default="sim",
@@ -45,14 +46,14 @@ def load_training_data(stack_path: str, gt_path: str | None, pixel_size_nm: floa
 
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
-    from loczoo.config import with_overrides
+    from loczoo.config import named_config, with_overrides
     from loczoo.outputs import prepare_output
     from loczoo.registry import get_entry
     from loczoo.training import train
 
     prepare_output(args.out, args.overwrite)
     entry = get_entry(args.entry)
-    config = getattr(entry.config_cls, args.config)()
+    config = named_config(entry.config_cls, args.config)
     config = with_overrides(config, args.set)
     source = None
     description = "loczoo simulator (config.imaging)"

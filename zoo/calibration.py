@@ -14,7 +14,10 @@ from loczoo.smlm.localizations import Localizations
 from loczoo.smlm.metrics import evaluate
 from loczoo.smlm.simulate import simulate_stack
 
-DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.01, 0.41, 0.01), 2))
+# In units of one emitter's peak in the target (thresholds are scaled by each entry): fine steps
+# where heatmap entries work best, coarser ones up to the peak for peak-like maps.
+DEFAULT_THRESHOLDS = tuple(np.round(np.r_[np.arange(0.01, 0.41, 0.01),
+                                          np.arange(0.45, 0.96, 0.05)], 2))
 
 
 def sweep_thresholds(bundle, frames: np.ndarray, truth: Localizations, pixel_size_nm: float,

@@ -87,3 +87,16 @@ def check_range(name: str, value, low: float = float("-inf"), high: float = floa
         raise LoczooError(f"{name} must be a (low, high) pair with low <= high, got {value!r}")
     if value[0] < low or value[1] > high:
         raise LoczooError(f"{name} must lie within [{low}, {high}], got {value!r}")
+
+
+def named_config(config_cls, name: str):
+    """``default``, ``tiny`` or one of the config class's ``variants()`` (if it has any)."""
+    if name == "default":
+        return config_cls.default()
+    if name == "tiny":
+        return config_cls.tiny()
+    variants = config_cls.variants() if hasattr(config_cls, "variants") else {}
+    if name not in variants:
+        known = ", ".join(["default", "tiny", *variants])
+        raise LoczooError(f"unknown configuration {name!r}; known: {known}")
+    return variants[name]

@@ -12,7 +12,7 @@ from typing import Literal
 from loczoo.errors import LoczooError
 
 # Entry folders under loczoo/, imported on first use so that ``import loczoo`` stays light.
-KNOWN_ENTRIES = ("deep_storm", "deepcel0")
+KNOWN_ENTRIES = ("deep_storm", "deepcel0", "dsir", "subpixel_dt")
 
 _REGISTRY: dict[str, "ZooEntry"] = {}
 
@@ -32,6 +32,7 @@ class ZooEntry:
     postprocess(outputs, config, *, pixel_size_nm, height, width) -> Localizations (frames
         numbered from 1 within the batch).
     presets: name -> Preset; ``default_preset`` names the one used when only the entry is given.
+    make_optimizer(config) -> keras optimizer; None means Adam at ``config.learning_rate``.
     """
 
     name: str
@@ -46,6 +47,14 @@ class ZooEntry:
     postprocess: Callable | None
     presets: Mapping[str, object] = field(default_factory=dict)
     default_preset: str | None = None
+    make_optimizer: Callable | None = None
+
+    def optimizer(self, config):
+        import keras
+
+        if self.make_optimizer is not None:
+            return self.make_optimizer(config)
+        return keras.optimizers.Adam(config.learning_rate)
 
 
 def register(entry: ZooEntry) -> ZooEntry:

@@ -1,5 +1,6 @@
-"""Training loop shared by every entry: Adam, the entry's loss and datasets, per-epoch
-checkpoints in ``OUT.partial/`` and, at the end, a run folder ``OUT`` written atomically."""
+"""Training loop shared by every entry: the entry's optimizer (Adam by default), loss and
+datasets, per-epoch checkpoints in ``OUT.partial/`` and, at the end, a run folder ``OUT``
+written atomically."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
 
         _, folder, _ = resolve(init)
         model.load_weights(folder / runfolder.WEIGHTS)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=entry.optimizer(config),
                   loss=entry.make_loss(config))
 
     partial = out.with_name(out.name + ".partial")

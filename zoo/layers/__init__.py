@@ -1,6 +1,7 @@
 """Shared, serializable Keras building blocks used by several entries."""
 
-from loczoo.layers.blocks import conv_bn_relu
+from loczoo.layers.blocks import conv_bn_relu, per_frame_standardize
 from loczoo.layers.encoder_decoder import upsampled_encoder_decoder
+from loczoo.layers.subpixel import DepthToSpace
 
-__all__ = ["conv_bn_relu", "upsampled_encoder_decoder"]
+__all__ = ["DepthToSpace", "conv_bn_relu", "per_frame_standardize", "upsampled_encoder_decoder"]
