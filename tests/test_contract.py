@@ -91,6 +91,19 @@ def test_weights_round_trip(setup, tmp_path):
     np.testing.assert_array_equal(model(x, training=False), clone(x, training=False))
 
 
+def test_whole_model_round_trips_through_a_keras_file(setup, tmp_path):
+    """Exports start from the whole saved model: every layer must serialise (custom layers are
+    registered by importing loczoo.layers)."""
+    import keras
+
+    entry, config = setup
+    model = entry.build_model(config)
+    x = next(iter(entry.make_dataset(config, "train")))[0]
+    model.save(tmp_path / "m.keras")
+    clone = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(model(x, training=False), clone(x, training=False), rtol=1e-6)
+
+
 def test_postprocess_returns_localizations(setup):
     entry, config = setup
     if entry.task != "localization":

@@ -37,12 +37,12 @@ def test_loss_by_hand():
 
 
 def test_reference_layout_and_parameter_count():
-    model = build_model(DSIRConfig())
+    model = build_model(replace(DSIRConfig(), share_batchnorm=True))
     # conv1 160, conv2 1160, conv3 584, convT 264 + 528 + 520, conv4 73, BN 64 + 32 + 4.
     assert model.count_params() == 3389
     bn = [layer.name for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
     assert sorted(bn) == ["bn1", "bn2", "bn_out"]
-    unshared = build_model(replace(DSIRConfig(), share_batchnorm=False))
+    unshared = build_model(DSIRConfig())  # the default
     # One more BN(16) (convT2, 4 x 16 values) and three more BN(8) (conv3, convT1, convT3).
     assert unshared.count_params() == 3389 + 64 + 3 * 32
     out = model(np.random.default_rng(0).poisson(100, (2, 26, 26, 1)).astype(np.float32))

@@ -1,4 +1,4 @@
-"""The shipped Deep-STORM preset: it loads, verifies, and localizes without coordinate bias."""
+"""The shipped presets: they load, verify, and localize without (much) coordinate bias."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import pytest
 
 from loczoo.bundle import load_bundle
 from loczoo.errors import LoczooError
-from loczoo.registry import get_entry
+from loczoo.registry import KNOWN_ENTRIES, get_entry
+
+WITH_PRESETS = [name for name in KNOWN_ENTRIES if get_entry(name).default_preset]
+# |bias| limits in nm at 2500 photons: what each preset was measured to meet (benchmarks/bias.py),
+# with margin. The short-trained DeepCEL0 preset has learned a +1.7 to +2.5 nm x offset and
+# the distance-transform preset a -3 nm y offset (their READMEs); Deep-STORM stays under 2 nm.
+BIAS_LIMIT_NM = {"deepcel0": 3.0, "subpixel_dt": 4.5}
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +21,25 @@ def bundle():
     return load_bundle("deep_storm")
 
 
-def test_default_preset_is_shipped_and_calibrated(bundle):
-    entry = get_entry("deep_storm")
+@pytest.mark.parametrize("name", WITH_PRESETS)
+def test_default_preset_is_shipped_and_calibrated(name):
+    entry = get_entry(name)
+    bundle = load_bundle(name)
     assert entry.default_preset in entry.presets
-    assert bundle.config.norm_mean is not None and bundle.config.norm_std > 0
     assert "calibration" in bundle.metadata and bundle.metadata["epochs_done"] > 0
+    assert bundle.config.threshold == bundle.metadata["calibration"]["threshold"]
 
 
-def test_zero_coordinate_bias_on_isolated_emitters(bundle):
+@pytest.mark.parametrize("name", WITH_PRESETS)
+def test_small_coordinate_bias_on_isolated_emitters(name):
     from loczoo.calibration import isolated_emitter_errors
 
-    metrics, _ = isolated_emitter_errors(bundle, frames=40, photons=2500, background=20, seed=7)
+    metrics, _ = isolated_emitter_errors(load_bundle(name), frames=40, photons=2500,
+                                         background=20, seed=7)
+    limit = BIAS_LIMIT_NM.get(name, 2.0)
     assert metrics["tp"] > 300
     assert metrics["jaccard"] > 0.9
-    assert abs(metrics["bias_x"]) < 2.0 and abs(metrics["bias_y"]) < 2.0
+    assert abs(metrics["bias_x"]) < limit and abs(metrics["bias_y"]) < limit
     assert metrics["rmse_lateral"] < 30.0
 
 

@@ -11,8 +11,9 @@ from loczoo.smlm.pipeline import LocalizerConfig
 @dataclass(frozen=True, kw_only=True)
 class DSIRConfig(LocalizerConfig):
     """DSIR (leaxsd, 2018): frames resized ``upsampling`` (8) times bilinearly and z-scored per
-    frame, a convolutional auto-encoder with ``filters`` = (16, 8) channels whose batch-norm
-    layers are shared as in the reference (``share_batchnorm``), and the MSE between prediction
+    frame, a convolutional auto-encoder with ``filters`` = (16, 8) channels (``share_batchnorm``
+    true shares its batch-norm layers as the reference does; off by default because the
+    shared moving statistics break inference, see README.md), and the MSE between prediction
     and spike target both blurred by a peak-1 Gaussian of ``kernel_width`` pixels and
     ``kernel_fwhm`` fine pixels (3; the reference fine-tunes with 1). Adam at 1e-4 with weight
     decay 1e-5, batch 32. Localizations are local maxima of the prediction blurred by the same
@@ -21,7 +22,7 @@ class DSIRConfig(LocalizerConfig):
     upsampling: int = 8
     patch_size: int = 26
     filters: tuple[int, int] = (16, 8)
-    share_batchnorm: bool = True
+    share_batchnorm: bool = False
     kernel_width: int = 5
     kernel_fwhm: float = 3.0
     learning_rate: float = 1e-4
