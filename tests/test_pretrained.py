@@ -28,6 +28,8 @@ def test_default_preset_is_shipped_and_calibrated(name):
     assert entry.default_preset in entry.presets
     assert "calibration" in bundle.metadata and bundle.metadata["epochs_done"] > 0
     assert bundle.config.threshold == bundle.metadata["calibration"]["threshold"]
+    if hasattr(bundle.config, "norm_std"):  # entries with stored normalisation constants
+        assert bundle.config.norm_mean is not None and bundle.config.norm_std > 0
 
 
 @pytest.mark.parametrize("name", WITH_PRESETS)

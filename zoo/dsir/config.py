@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from loczoo.errors import LoczooError
 from loczoo.smlm.pipeline import LocalizerConfig
@@ -48,6 +48,4 @@ class DSIRConfig(LocalizerConfig):
     @classmethod
     def tiny(cls):
         """Four channels, 2x resizing, 8 x 8 camera patches: for tests only."""
-        default = cls()
-        return replace(default, upsampling=2, patch_size=8, filters=(4, 4), batch_size=2,
-                       imaging=replace(default.imaging, density_per_um2=(2.0, 6.0)))
+        return super().tiny(upsampling=2, patch_size=8, filters=(4, 4))

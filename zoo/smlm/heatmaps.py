@@ -52,9 +52,7 @@ class HeatmapConfig(LocalizerConfig):
     @classmethod
     def tiny(cls):
         """A few thousand parameters, 16 x 16 fine patches: for tests only."""
-        default = cls()
-        return replace(default, upsampling=2, patch_size=8, filters=(4, 4, 8, 8), batch_size=2,
-                       imaging=replace(default.imaging, density_per_um2=(2.0, 6.0)))
+        return super().tiny(upsampling=2, patch_size=8, filters=(4, 4, 8, 8))
 
 
 def heatmap_target(x_nm, y_nm, mask, config, height: int, width: int):

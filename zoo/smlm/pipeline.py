@@ -9,7 +9,7 @@ with their emitters from the simulator on the fly or from real frames with groun
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -73,6 +73,14 @@ class LocalizerConfig:
     def default(cls):
         """The method's published defaults (the class defaults)."""
         return cls()
+
+    @classmethod
+    def tiny(cls, **small_network):
+        """For tests only: batch 2 and 2-6 emitters/um^2 (so every patch has a few), plus the
+        small network and patch sizes each subclass passes in."""
+        default = cls()
+        return replace(default, batch_size=2, **small_network,
+                       imaging=replace(default.imaging, density_per_um2=(2.0, 6.0)))
 
     @classmethod
     def variants(cls) -> dict:

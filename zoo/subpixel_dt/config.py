@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from loczoo.errors import LoczooError
 from loczoo.smlm.pipeline import LocalizerConfig
@@ -53,7 +53,5 @@ class SubpixelDTConfig(LocalizerConfig):
     @classmethod
     def tiny(cls):
         """Two small convolutions, r = 3, 8 x 8 camera patches: for tests only."""
-        default = cls()
-        return replace(default, upsampling=3, patch_size=8, n_conv=2, filters=4,
-                       subpixel_filters=2, d_max=6.0, batch_size=2,
-                       imaging=replace(default.imaging, density_per_um2=(2.0, 6.0)))
+        return super().tiny(upsampling=3, patch_size=8, n_conv=2, filters=4,
+                            subpixel_filters=2, d_max=6.0)

@@ -3,6 +3,8 @@ inside the tf.data pipeline."""
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 _FAR = 1e12  # squared distance given to padding entries of the emitter list
@@ -37,7 +39,6 @@ def distance_transform_target(x_nm, y_nm, mask, config, height: int, width: int)
     r = config.upsampling
     d = nearest_emitter_distance(x_nm, y_nm, mask, height * r, width * r, config.output_pixel_nm)
     f = tf.where(d < config.d_max, tf.math.expm1(config.alpha * (1.0 - d / config.d_max)), 0.0)
-    peak = tf.math.expm1(tf.constant(config.alpha, tf.float32))
     if config.normalize_target:
-        f = f / peak
+        f = f / math.expm1(config.alpha)
     return f[..., None]
