@@ -31,7 +31,10 @@ def test_dataset_matches_model_and_one_step_trains(setup):
     model = entry.build_model(config)
     x, y = next(iter(entry.make_dataset(config, "train", seed=0)))
     out = model(x)
-    assert out.shape == y.shape
+    up = config.upsampling
+    assert tuple(out.shape[:3]) == (x.shape[0], x.shape[1] * up, x.shape[2] * up)
+    if entry.describe_targets is None:  # targets are maps on the output grid
+        assert out.shape == y.shape
     assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
     loss_fn = entry.make_loss(config)
     with tf.GradientTape() as tape:
@@ -60,14 +63,28 @@ def test_patches_from_real_frames_align_with_their_targets(setup):
     up = config.upsampling
     checked = 0
     for x, y in entry.make_dataset(config, "train", source=source).take(4):
-        for patch, target in zip(np.asarray(x)[..., 0], np.asarray(y)[..., 0]):
-            if patch.max() <= patch.min() or target.max() == 0:
-                assert target.max() == 0  # emitter cropped away: no target either
+        # The frame the targets belong to: the middle one of a window of frames.
+        patches = np.asarray(x)[..., np.shape(x)[-1] // 2]
+        if entry.describe_targets is not None:
+            truth = entry.describe_targets(y, config, *patches.shape[1:])
+        for i, patch in enumerate(patches):
+            if entry.describe_targets is None:
+                target = np.asarray(y)[i, ..., 0]
+                has_target = target.max() > 0
+            else:
+                row = truth.in_frame(i + 1)
+                has_target = len(row) > 0
+            if patch.max() <= patch.min() or not has_target:
+                assert not has_target  # emitter cropped away: no target either
                 continue
             r, c = np.unravel_index(patch.argmax(), patch.shape)
-            tr, tc = np.unravel_index(target.argmax(), target.shape)
             # The emitter at (col + 0.3, row + 0.6) lies in fine pixel (up c + 0.3 up, ...).
-            assert (tr, tc) == (up * r + int(0.6 * up), up * c + int(0.3 * up))
+            if entry.describe_targets is None:
+                assert np.unravel_index(target.argmax(), target.shape) == (
+                    up * r + int(0.6 * up), up * c + int(0.3 * up))
+            else:
+                np.testing.assert_allclose([row.x[0], row.y[0]],
+                                           [(c + 0.3) * 100, (r + 0.6) * 100], atol=1e-3)
             checked += 1
     assert checked > 5
 

@@ -151,3 +151,32 @@ def test_save_refuses_existing_and_unknown_suffix(tmp_path):
     with pytest.raises(LoczooError, match="unknown suffix '.jpg'"):
         render.save_image(tmp_path / "r.jpg", np.ones((4, 4)), pixel_size_nm=10.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png"]
+
+
+def test_colour_by_z_puts_low_z_blue_and_high_z_red(tmp_path):
+    locs = _locs(x=[150.0, 650.0], y=[400.0, 400.0], z=[-500.0, 500.0])
+    rgb = render.render_colored_by_z(locs, (800.0, 800.0), pixel_size_nm=10.0, sigma_nm=20.0,
+                                     z_range_nm=(-500.0, 500.0))
+    assert rgb.shape == (80, 80, 3) and rgb.dtype == np.uint8
+    low, high = rgb[40, 15].astype(int), rgb[40, 65].astype(int)
+    assert low[2] > 100 and low[0] == 0  # blue
+    assert high[0] > 100 and high[2] == 0  # red
+    assert rgb[5, 40].max() == 0  # nothing there: black
+    path = render.save_image(tmp_path / "z.png", rgb, 10.0)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), rgb)
+    tif = render.save_image(tmp_path / "z.tif", rgb, 10.0)
+    np.testing.assert_array_equal(tifffile.imread(tif), rgb)
+
+
+def test_colour_by_z_needs_z():
+    with pytest.raises(LoczooError, match="no z values"):
+        render.render_colored_by_z(_locs(x=[1.0], y=[1.0]), (100.0, 100.0))
+
+
+def test_weighted_renders_sum_the_weights():
+    locs = _locs(x=[55.0, 55.0], y=[25.0, 25.0])
+    hist = render.render_histogram(locs, (100.0, 100.0), 10.0, weights=[2.0, 3.5])
+    assert hist[2, 5] == pytest.approx(5.5)
+    gauss = render.render_gaussian(_locs(x=[105.0, 95.0], y=[105.0, 95.0]), (200.0, 200.0),
+                                   10.0, 10.0, weights=[2.0, 3.5])
+    assert gauss.sum() == pytest.approx(5.5, rel=1e-3)

@@ -19,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "else 20 nm)")
     parser.add_argument("--fov", type=float, nargs=2, metavar=("H_NM", "W_NM"),
                         help="field of view in nm (default: the extent of the localizations)")
+    parser.add_argument("--color-by", choices=("density", "z"), default="density",
+                        help="z: colour each pixel by the mean z of its localizations (an RGB "
+                             "image)")
+    parser.add_argument("--z-range", type=float, nargs=2, metavar=("LOW_NM", "HIGH_NM"),
+                        help="z range of the colour scale (default: 1st-99th percentile)")
     parser.add_argument("--overwrite", action="store_true")
 
 
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.errors import LoczooError
     from loczoo.outputs import prepare_output
     from loczoo.smlm.io import read_localizations
-    from loczoo.smlm.render import render, save_image
+    from loczoo.smlm.render import render, render_colored_by_z, save_image
 
     prepare_output(args.out, args.overwrite)
     if args.pixel_size <= 0:
@@ -43,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise LoczooError(f"{args.localizations} has no localizations; pass --fov to render "
                           "an empty image")
-    image = render(locs, fov, method=args.method, pixel_size_nm=args.pixel_size,
-                   sigma_nm=args.sigma)
+    if args.color_by == "z":
+        image = render_colored_by_z(locs, fov, method=args.method,
+                                    pixel_size_nm=args.pixel_size, sigma_nm=args.sigma,
+                                    z_range_nm=args.z_range)
+    else:
+        image = render(locs, fov, method=args.method, pixel_size_nm=args.pixel_size,
+                       sigma_nm=args.sigma)
     save_image(args.out, image, args.pixel_size, overwrite=args.overwrite)
     print(f"image: {args.out} ({image.shape[0]} x {image.shape[1]} px of "
           f"{args.pixel_size:g} nm, {len(locs)} localizations)")

@@ -26,25 +26,34 @@ class ModelBundle:
     def __post_init__(self):
         import tensorflow as tf
 
-        self._forward = tf.function(lambda x: self.model(x, training=False),
-                                    reduce_retracing=True)
+        forward = (self.entry.make_forward(self.model, self.config)
+                   if self.entry.make_forward else lambda x: self.model(x, training=False))
+        self._forward = tf.function(forward, reduce_retracing=True)
 
-    def predict(self, frames) -> np.ndarray:
-        """Raw network outputs for frames [N, H, W] (H, W multiples of the input multiple)."""
-        return np.asarray(self._forward(self.entry.preprocess(frames, self.config)))
+    def predict_batches(self, frames, batch_size: int = 4):
+        """(first frame index, raw outputs) per batch of ``batch_size`` frames of a stack
+        [N, H, W] in ADU. Frames are edge-padded to the input multiple (outputs keep the
+        padding; post-processing drops peaks found there), and entries that look at
+        neighbouring frames get them from the stack."""
+        n, height, width = frames.shape
+        multiple = self.config.input_multiple
+        pad_h, pad_w = -height % multiple, -width % multiple
+        context = self.entry.frame_context
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            lo, hi = max(0, start - context), min(n, stop + context)
+            chunk = np.asarray(frames[lo:hi], dtype=np.float32)
+            if pad_h or pad_w:
+                chunk = np.pad(chunk, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+            inputs = self.entry.preprocess(chunk, self.config)[start - lo:stop - lo]
+            yield start, np.asarray(self._forward(inputs))
 
     def localize(self, frames, *, pixel_size_nm: float, batch_size: int = 4,
                  progress: Callable[[int, int], None] | None = None) -> Localizations:
         """Localizations (frames numbered from 1) for a stack [N, H, W] in ADU."""
         n, height, width = frames.shape
-        multiple = self.config.input_multiple
-        pad_h, pad_w = -height % multiple, -width % multiple
         tables = []
-        for start in range(0, n, batch_size):
-            batch = np.asarray(frames[start:start + batch_size], dtype=np.float32)
-            if pad_h or pad_w:  # edge padding; peaks found in the padding are dropped
-                batch = np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
-            outputs = self.predict(batch)
+        for start, outputs in self.predict_batches(frames, batch_size):
             locs = self.entry.postprocess(outputs, self.config, pixel_size_nm=pixel_size_nm,
                                           height=height, width=width)
             locs.frame += start

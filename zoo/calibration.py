@@ -25,16 +25,16 @@ def sweep_thresholds(bundle, frames: np.ndarray, truth: Localizations, pixel_siz
                      batch_size: int = 8) -> list[dict]:
     """Metrics at every threshold; the network runs once per frame, post-processing per
     threshold."""
-    n, height, width = frames.shape
-    outputs = [bundle.predict(frames[i:i + batch_size]) for i in range(0, n, batch_size)]
+    _, height, width = frames.shape
+    outputs = list(bundle.predict_batches(frames, batch_size))
     rows = []
     for threshold in thresholds:
         config = replace(bundle.config, threshold=float(threshold))
         tables = []
-        for k, out in enumerate(outputs):
+        for start, out in outputs:
             locs = bundle.entry.postprocess(out, config, pixel_size_nm=pixel_size_nm,
                                             height=height, width=width)
-            locs.frame += k * batch_size
+            locs.frame += start
             tables.append(locs)
         metrics = evaluate(truth, Localizations.concatenate(tables), tolerance_nm=tolerance_nm)
         rows.append({"threshold": float(threshold), **metrics})

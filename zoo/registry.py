@@ -12,7 +12,7 @@ from typing import Literal
 from loczoo.errors import LoczooError
 
 # Entry folders under loczoo/, imported on first use so that ``import loczoo`` stays light.
-KNOWN_ENTRIES = ("deep_storm", "deepcel0", "dsir", "subpixel_dt")
+KNOWN_ENTRIES = ("deep_storm", "deepcel0", "dsir", "subpixel_dt", "decode")
 
 _REGISTRY: dict[str, "ZooEntry"] = {}
 
@@ -33,6 +33,12 @@ class ZooEntry:
         numbered from 1 within the batch).
     presets: name -> Preset; ``default_preset`` names the one used when only the entry is given.
     make_optimizer(config) -> keras optimizer; None means Adam at ``config.learning_rate``.
+    frame_context: frames on each side of a frame that ``preprocess`` needs (0: frames are
+        independent); callers give it those frames and keep the inputs of the middle ones.
+    make_forward(model, config) -> function equal to the model on ``preprocess`` output but
+        faster for whole stacks; None means the model itself.
+    describe_targets(targets, config, height, width) -> Localizations: the ground truth in a
+        batch of targets, for entries whose targets are not maps on the output grid.
     """
 
     name: str
@@ -48,6 +54,9 @@ class ZooEntry:
     presets: Mapping[str, object] = field(default_factory=dict)
     default_preset: str | None = None
     make_optimizer: Callable | None = None
+    frame_context: int = 0
+    make_forward: Callable | None = None
+    describe_targets: Callable | None = None
 
     def optimizer(self, config):
         import keras

@@ -37,8 +37,8 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
 
         _, folder, _ = resolve(init)
         model.load_weights(folder / runfolder.WEIGHTS)
-    model.compile(optimizer=entry.optimizer(config),
-                  loss=entry.make_loss(config))
+    optimizer = entry.optimizer(config)
+    model.compile(optimizer=optimizer, loss=entry.make_loss(config))
 
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -48,10 +48,12 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
     callbacks = [
         keras.callbacks.ModelCheckpoint(best, save_best_only=True, save_weights_only=True),
         keras.callbacks.ModelCheckpoint(partial / "last.weights.h5", save_weights_only=True),
-        # The reference schedule (factor 0.1, patience 5, min 5e-5) on the validation loss.
-        keras.callbacks.ReduceLROnPlateau(factor=0.1, patience=5, min_lr=5e-5),
         keras.callbacks.CSVLogger(partial / "history.csv"),
     ]
+    if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        # Deep-STORM's schedule (factor 0.1, patience 5, min 5e-5) on the validation loss,
+        # unless the entry's optimizer brings its own schedule.
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.1, patience=5, min_lr=5e-5))
     train_ds = entry.make_dataset(config, "train", source=source, seed=seed)
     # The same validation batches every epoch: the stream is seeded per element index.
     val_ds = entry.make_dataset(config, "validation", source=source, seed=seed).take(

@@ -16,8 +16,10 @@ class DSIRConfig(LocalizerConfig):
     shared moving statistics break inference, see README.md), and the MSE between prediction
     and spike target both blurred by a peak-1 Gaussian of ``kernel_width`` pixels and
     ``kernel_fwhm`` fine pixels (3; the reference fine-tunes with 1). Adam at 1e-4 with weight
-    decay 1e-5, batch 32. Localizations are local maxima of the prediction blurred by the same
-    Gaussian, above ``threshold`` (one emitter's blurred spike peaks at 1)."""
+    decay 1e-5, batch 32. ``target_scale`` multiplies the spikes (1 in the reference; loczoo's
+    preset uses 100 as Deep-STORM does, see README.md). Localizations are local maxima of the
+    prediction blurred by the same Gaussian, above ``threshold`` x ``target_scale`` (one
+    emitter's blurred spike peaks at ``target_scale``)."""
 
     upsampling: int = 8
     patch_size: int = 26
@@ -25,6 +27,7 @@ class DSIRConfig(LocalizerConfig):
     share_batchnorm: bool = False
     kernel_width: int = 5
     kernel_fwhm: float = 3.0
+    target_scale: float = 1.0
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
     batch_size: int = 32
@@ -42,6 +45,8 @@ class DSIRConfig(LocalizerConfig):
             raise LoczooError(f"kernel_width must be odd, got {self.kernel_width}")
         if self.kernel_fwhm <= 0:
             raise LoczooError(f"kernel_fwhm must be > 0, got {self.kernel_fwhm}")
+        if self.target_scale <= 0:
+            raise LoczooError(f"target_scale must be > 0, got {self.target_scale}")
         if self.weight_decay < 0:
             raise LoczooError(f"weight_decay must be >= 0, got {self.weight_decay}")
 

@@ -108,13 +108,27 @@ def raw_patches(config, split: str, source: TrainingData | None, seed: int) -> t
 
         return tf.data.Dataset.range(2**62).map(make, num_parallel_calls=tf.data.AUTOTUNE)
 
+    crops = real_crops(config, split, source, seed)
+    return crops.map(lambda c: (c["frames"], c["x"], c["y"], c["mask"]))
+
+
+def real_crops(config, split: str, source: TrainingData, seed: int, context: int = 0,
+               columns=("x", "y")) -> tf.data.Dataset:
+    """Endless dataset of random ``config.patch_size`` crops of ``source``'s frames of the
+    split, as dicts: ``frames`` [B, P, P] ADU (with ``context`` > 0: [B, 2 context + 1, P, P],
+    the frames around the picked one, repeating the first or last frame at the stack's ends),
+    the picked frame's ground-truth ``columns`` [B, M] (x, y in nm on the model's grid, from
+    the crop corner) and ``mask`` [B, M] (emitter inside the crop)."""
+    p, b = config.patch_size, config.batch_size
+    base = tf.constant(seed + SPLIT_SEED_OFFSET[split], tf.int64)
     n, h, w = source.frames.shape
     if h < p or w < p:
         raise LoczooError(f"frames of {h} x {w} px are smaller than the {p} px training patch")
     frame_ids = tf.constant(source.split_frames(split), tf.int32)
     frames = tf.constant(np.asarray(source.frames, np.float32))
-    xs, ys, masks = (tf.constant(a) for a in source.padded_emitters())
+    padded = {k: tf.constant(v) for k, v in source.padded_emitters(columns).items()}
     px = float(source.pixel_size_nm)
+    scale = config.imaging.pixel_size_nm / px
 
     def crop(i):
         seeds = tf.random.experimental.stateless_split(tf.stack([base, i]), 3)
@@ -124,14 +138,21 @@ def raw_patches(config, split: str, source: TrainingData | None, seed: int) -> t
         left = tf.random.stateless_uniform([b], seeds[2], 0, w - p + 1, tf.int32)
         rows = top[:, None] + tf.range(p)[None, :]
         cols = left[:, None] + tf.range(p)[None, :]
-        patch = tf.gather(tf.gather(frames, pick), rows, axis=1, batch_dims=1)
-        patch = tf.gather(patch, cols, axis=2, batch_dims=1)
-        # Emitters in patch coordinates; those outside the patch are masked out.
-        x = tf.gather(xs, pick) - tf.cast(left, tf.float32)[:, None] * px
-        y = tf.gather(ys, pick) - tf.cast(top, tf.float32)[:, None] * px
-        inside = (x >= 0) & (x < p * px) & (y >= 0) & (y < p * px)
-        scale = config.imaging.pixel_size_nm / px
-        return patch, x * scale, y * scale, tf.gather(masks, pick) & inside
+        window = tf.clip_by_value(pick[:, None] + tf.range(-context, context + 1)[None, :],
+                                  0, n - 1)
+        patch = tf.gather(frames, window)  # [B, T, H, W]
+        patch = tf.gather(patch, rows, axis=2, batch_dims=1)
+        patch = tf.gather(patch, cols, axis=3, batch_dims=1)
+        out = {k: tf.gather(v, pick) for k, v in padded.items()}
+        # Emitters in crop coordinates; those outside the crop are masked out.
+        out["x"] = out["x"] - tf.cast(left, tf.float32)[:, None] * px
+        out["y"] = out["y"] - tf.cast(top, tf.float32)[:, None] * px
+        inside = ((out["x"] >= 0) & (out["x"] < p * px) & (out["y"] >= 0)
+                  & (out["y"] < p * px))
+        out["x"], out["y"] = out["x"] * scale, out["y"] * scale
+        out["mask"] = out["mask"] & inside
+        out["frames"] = patch if context else patch[:, 0]
+        return out
 
     return tf.data.Dataset.range(2**62).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 from loczoo.errors import LoczooError
@@ -44,21 +45,23 @@ def _image_shape(shape_nm, pixel_size_nm: float) -> tuple[int, int]:
 
 
 def render_histogram(locs: Localizations, shape_nm: tuple[float, float],
-                     pixel_size_nm: float = 10.0) -> np.ndarray:
-    """Number of localizations per render pixel (float32 [H, W]); those outside are dropped."""
+                     pixel_size_nm: float = 10.0, weights: np.ndarray | None = None) -> np.ndarray:
+    """Number of localizations per render pixel (float32 [H, W]), or the sum of their
+    ``weights``; those outside are dropped."""
     shape = _image_shape(shape_nm, pixel_size_nm)
     with np.errstate(invalid="ignore"):
         col = np.floor(locs.x / pixel_size_nm)
         row = np.floor(locs.y / pixel_size_nm)
     inside = (col >= 0) & (col < shape[1]) & (row >= 0) & (row < shape[0])
     flat = row[inside].astype(np.int64) * shape[1] + col[inside].astype(np.int64)
-    counts = np.bincount(flat, minlength=shape[0] * shape[1])
+    w = None if weights is None else np.asarray(weights, np.float64)[inside]
+    counts = np.bincount(flat, weights=w, minlength=shape[0] * shape[1])
     return counts.reshape(shape).astype(np.float32)
 
 
 def _splat(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
-           pixel_size_nm: float) -> np.ndarray:
-    """Spread each localization bilinearly over the four nearest pixel centres.
+           pixel_size_nm: float, weights: np.ndarray) -> np.ndarray:
+    """Spread each localization's weight bilinearly over the four nearest pixel centres.
 
     Unlike binning, this keeps each localization's centroid exactly, so the blurred image is
     centred on the true position rather than on a pixel centre.
@@ -78,7 +81,7 @@ def _splat(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
             c = c0 + dc
             ok = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
             index.append(r[ok] * shape[1] + c[ok])
-            weight.append((wr * wc)[ok])
+            weight.append((wr * wc * weights)[ok])
     image = np.bincount(np.concatenate(index), weights=np.concatenate(weight),
                         minlength=shape[0] * shape[1])
     return image.reshape(shape)
@@ -109,8 +112,9 @@ def _sigma_groups(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_gaussian(locs: Localizations, shape_nm: tuple[float, float],
-                    pixel_size_nm: float = 10.0, sigma_nm: float | None = None) -> np.ndarray:
-    """Each localization as a normalised 2D Gaussian (float32 [H, W]).
+                    pixel_size_nm: float = 10.0, sigma_nm: float | None = None,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    """Each localization as a normalised 2D Gaussian (float32 [H, W]), times its weight.
 
     Args:
         locs: the localizations (x, y in nm).
@@ -118,12 +122,15 @@ def render_gaussian(locs: Localizations, shape_nm: tuple[float, float],
         pixel_size_nm: render pixel size.
         sigma_nm: one width for all; by default each localization's uncertainty (mean of
             sigma_x and sigma_y) where known, else 20 nm.
+        weights: one per localization (default 1).
     """
     from scipy import ndimage  # here, not at the top: it takes longer to import than the rest
 
     shape = _image_shape(shape_nm, pixel_size_nm)
     keep = np.isfinite(locs.x) & np.isfinite(locs.y)
     x, y = locs.x[keep], locs.y[keep]
+    w = np.ones(len(locs)) if weights is None else np.asarray(weights, np.float64)
+    w = w[keep]
     if sigma_nm is not None:
         sigma = _check_pixel_size(sigma_nm, "render sigma")
         groups, values = np.zeros(x.size, np.int64), np.array([sigma])
@@ -134,19 +141,52 @@ def render_gaussian(locs: Localizations, shape_nm: tuple[float, float],
         members = groups == index
         if not members.any():
             continue
-        splat = _splat(x[members], y[members], shape, pixel_size_nm)
+        splat = _splat(x[members], y[members], shape, pixel_size_nm, w[members])
         image += ndimage.gaussian_filter(splat, value / pixel_size_nm, mode="constant")
     return image.astype(np.float32)
 
 
 def render(locs: Localizations, shape_nm: tuple[float, float], method: str = "gaussian",
-           pixel_size_nm: float = 10.0, sigma_nm: float | None = None) -> np.ndarray:
+           pixel_size_nm: float = 10.0, sigma_nm: float | None = None,
+           weights: np.ndarray | None = None) -> np.ndarray:
     """Render with ``method`` 'gaussian' or 'histogram' (sigma_nm only applies to gaussian)."""
     if method == "gaussian":
-        return render_gaussian(locs, shape_nm, pixel_size_nm, sigma_nm)
+        return render_gaussian(locs, shape_nm, pixel_size_nm, sigma_nm, weights)
     if method == "histogram":
-        return render_histogram(locs, shape_nm, pixel_size_nm)
+        return render_histogram(locs, shape_nm, pixel_size_nm, weights)
     raise LoczooError(f"unknown render method {method!r}; expected one of {', '.join(METHODS)}")
+
+
+def render_colored_by_z(locs: Localizations, shape_nm: tuple[float, float],
+                        method: str = "gaussian", pixel_size_nm: float = 10.0,
+                        sigma_nm: float | None = None,
+                        z_range_nm: tuple[float, float] | None = None) -> np.ndarray:
+    """RGB uint8 [H, W, 3]: brightness from the density render, colour from the mean z of the
+    localizations in each pixel over ``z_range_nm`` (default: the 1st to 99th percentile of
+    z), blue (low) through green to red (high)."""
+    keep = np.isfinite(locs.z)
+    if not keep.any():
+        raise LoczooError("the localizations have no z values to colour by")
+    locs = locs.select(keep)
+    if z_range_nm is None:
+        z_range_nm = tuple(np.percentile(locs.z, [1, 99]))
+    low, high = (float(v) for v in z_range_nm)
+    if not high > low:
+        high = low + 1.0
+    density = render(locs, shape_nm, method, pixel_size_nm, sigma_nm).astype(np.float64)
+    weighted = render(locs, shape_nm, method, pixel_size_nm, sigma_nm, weights=locs.z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_z = np.where(density > 0, weighted / density, low)
+    hue = np.clip((mean_z - low) / (high - low), 0.0, 1.0)
+    return np.round(rainbow_colormap(hue) * _stretch(density)[..., None]).astype(np.uint8)
+
+
+def rainbow_colormap(values: np.ndarray) -> np.ndarray:
+    """RGB floats 0-255 [..., 3] for values in [0, 1] ("jet"): blue, cyan, green, yellow,
+    red."""
+    t = np.clip(np.asarray(values, np.float64), 0.0, 1.0)[..., None]
+    rgb = np.clip(1.5 - np.abs(4.0 * t - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
+    return rgb * 255.0
 
 
 def hot_colormap(values: np.ndarray) -> np.ndarray:
@@ -170,11 +210,14 @@ def _stretch(image: np.ndarray) -> np.ndarray:
 def save_image(path: str | Path, image: np.ndarray, pixel_size_nm: float | None,
                overwrite: bool = False) -> Path:
     """Save a render: '.tif'/'.tiff' as float32 ImageJ TIFF with the pixel size, '.png' as
-    8-bit 'hot' colour image stretched to the 99.5th percentile of the non-zero pixels."""
+    8-bit 'hot' colour image stretched to the 99.5th percentile of the non-zero pixels. An RGB
+    image (uint8 [H, W, 3], e.g. ``render_colored_by_z``) is saved as it is."""
     path = Path(path)
     image = np.asarray(image)
-    if image.ndim != 2 or 0 in image.shape:
-        raise LoczooError(f"image for {path} has shape {image.shape}; expected [height, width]")
+    rgb = image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
+    if (image.ndim != 2 and not rgb) or 0 in image.shape:
+        raise LoczooError(f"image for {path} has shape {image.shape}; expected [height, width] "
+                          "or an RGB image")
     suffix = path.suffix.lower()
     if suffix not in (".tif", ".tiff", ".png"):
         raise LoczooError(f"output {path} has unknown suffix {path.suffix!r}; expected .tif, "
@@ -183,12 +226,14 @@ def save_image(path: str | Path, image: np.ndarray, pixel_size_nm: float | None,
     path = prepare_output(path, overwrite)
     with atomic_path(path) as tmp:
         if suffix == ".png":
-            picture = Image.fromarray(hot_colormap(_stretch(image)))
+            picture = Image.fromarray(image if rgb else hot_colormap(_stretch(image)))
             extra = {}
             if pixel_size_nm is not None:
                 dpi = 2.54e7 / pixel_size_nm
                 extra["dpi"] = (dpi, dpi)
             picture.save(tmp, format="PNG", **extra)
+        elif rgb:
+            tifffile.imwrite(tmp, image, photometric="rgb")
         else:
             _write_imagej_tiff(tmp, image.astype(np.float32)[None], pixel_size_nm)
     return path

@@ -10,6 +10,11 @@ is separable, so a batch of frames is one batched matrix product of per-emitter 
 
 Coordinates follow ``loczoo.smlm.localizations``: x is the column, y the row, in nm; pixel i
 covers [i, i + 1) * pixel_size.
+
+3D (``z_range_nm``, an astigmatic PSF) and blinking sequences (``simulate_sequence``) draw their
+extra random numbers from seed streams that 2D single frames never consume, and the new options
+default to 2D: 2D frames stay bit-identical for a given seed (shipped models were calibrated on
+them; ``tests/test_simulate.py`` pins them).
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ PHOTON_DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential")
 
 @dataclass(frozen=True, kw_only=True)
 class CameraConfig:
-    """Camera model. Photons -> QE -> Poisson electrons -> optional EM gain (Gamma) -> Gaussian
-    read noise -> ADU (electrons / e_per_adu + baseline) -> rounding and saturation.
+    """Camera model. Photons -> QE -> Poisson electrons (mean qe x photons + spurious charge)
+    -> optional EM gain (Gamma) -> Gaussian read noise -> ADU (electrons / e_per_adu + baseline)
+    -> rounding and saturation.
 
     ``em_gain=None`` is an sCMOS/CCD camera (no excess noise); a number is an EMCCD whose
-    multiplication register gives an excess noise factor of about 2.
+    multiplication register gives an excess noise factor of about 2. ``spurious_charge_e`` is an
+    EMCCD's clock-induced charge: electrons per pixel and frame that are amplified like
+    photo-electrons.
     """
 
     qe: float = 1.0
@@ -43,6 +51,7 @@ class CameraConfig:
     baseline_adu: float = 100.0
     saturation_adu: float = 65535.0
     quantize: bool = True
+    spurious_charge_e: float = 0.0
 
     def __post_init__(self):
         if not 0 < self.qe <= 1:
@@ -53,6 +62,9 @@ class CameraConfig:
             raise LoczooError(
                 f"camera read_noise_e must be >= 0 and e_per_adu > 0, "
                 f"got {self.read_noise_e} and {self.e_per_adu}")
+        if not self.spurious_charge_e >= 0:
+            raise LoczooError(
+                f"camera spurious_charge_e must be >= 0, got {self.spurious_charge_e}")
 
     @property
     def excess_noise_factor(self) -> float:
@@ -67,6 +79,91 @@ class CameraConfig:
         return cls(**{"qe": 0.9, "em_gain": em_gain, "read_noise_e": 60.0,
                       "e_per_adu": 12.0, **kw})
 
+    @classmethod
+    def smlm2016(cls, **kw) -> "CameraConfig":
+        """The EMCCD of the SMLM 2016 challenge as DECODE models it: EM gain 300, 45 e-/ADU,
+        baseline 100 ADU, read noise 74.4 e-, spurious charge 0.002 e-/px.
+
+        QE is 1.0 because DECODE counts "detected photons"; the challenge's QE is 0.9, so its
+        ground-truth photon numbers are 1/0.9 times ours for the same frames."""
+        return cls(**{"qe": 1.0, "em_gain": 300.0, "e_per_adu": 45.0, "baseline_adu": 100.0,
+                      "read_noise_e": 74.4, "spurious_charge_e": 0.002, **kw})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AstigmatismConfig:
+    """Astigmatic Gaussian PSF, the defocus model of Huang et al. (Science 319:810, 2008):
+
+        sigma_x(z) = sigma0 sqrt(1 + u^2 + a_x u^3 + b_x u^4),  u = (z - focus_x_nm) / depth_nm,
+
+    and the same for y with ``focus_y_nm``, ``a_y``, ``b_y``; sigma0 is each emitter's in-focus
+    width (``ImagingConfig.psf_sigma_nm``). The defaults are DECODE's Gaussian PSF,
+    sigma_x,y = sigma0 sqrt(1 + ((z +/- 250) / 280)^2): the x focus 250 nm below z = 0, the y
+    focus 250 nm above, depth (Rayleigh range) 280 nm, no higher-order terms. At z = 0 the PSF
+    is round and sigma0 x 1.34 wide.
+    """
+
+    focus_x_nm: float = -250.0
+    focus_y_nm: float = 250.0
+    depth_nm: float = 280.0
+    a_x: float = 0.0
+    b_x: float = 0.0
+    a_y: float = 0.0
+    b_y: float = 0.0
+
+    def __post_init__(self):
+        if not self.depth_nm > 0:
+            raise LoczooError(f"astigmatism depth_nm must be > 0, got {self.depth_nm}")
+
+    def widening_squared(self, z_nm, axis: str):
+        """(sigma(z) / sigma0)^2 along ``axis`` ("x" or "y"). Plain arithmetic, so it works on
+        numbers, NumPy arrays and tensors alike."""
+        focus, a, b = ((self.focus_x_nm, self.a_x, self.b_x) if axis == "x"
+                       else (self.focus_y_nm, self.a_y, self.b_y))
+        u = (z_nm - focus) / self.depth_nm
+        u2 = u * u
+        return 1.0 + u2 + a * u2 * u + b * u2 * u2
+
+    def widening(self, z_nm, axis: str):
+        """sigma(z) / sigma0 along ``axis``; numbers, arrays or tensors."""
+        return self.widening_squared(z_nm, axis) ** 0.5
+
+    def sigmas(self, z_nm, sigma0_nm):
+        """(sigma_x, sigma_y) in nm as float64 NumPy arrays, for code that must run without
+        TensorFlow (``loczoo.smlm.metrics``); :func:`astigmatic_sigmas` is the tensor version."""
+        z = np.asarray(z_nm, dtype=np.float64)
+        s0 = np.asarray(sigma0_nm, dtype=np.float64)
+        return s0 * np.sqrt(self.widening_squared(z, "x")), s0 * np.sqrt(
+            self.widening_squared(z, "y"))
+
+    def check_range(self, z_range_nm) -> None:
+        """Refuse a model whose squared width is not positive somewhere in ``z_range_nm``
+        (checked on a fine grid): a negative cubic or quartic term can drive it below zero, and
+        the renderer would then produce NaN frames instead of an error."""
+        z = np.linspace(float(z_range_nm[0]), float(z_range_nm[1]), 2001)
+        for axis in "xy":
+            factor = self.widening_squared(z, axis)
+            bad = ~(factor > 0)
+            if bad.any():
+                raise LoczooError(
+                    f"astigmatism gives a negative PSF width: sigma_{axis}(z)^2 / sigma0^2 = "
+                    f"1 + u^2 + a_{axis} u^3 + b_{axis} u^4 is {factor[bad][0]:.3g} at z = "
+                    f"{z[bad][0]:.0f} nm, inside z_range_nm {tuple(z_range_nm)}; change "
+                    f"a_{axis}, b_{axis} or the z range")
+
+
+def astigmatic_sigmas(z_nm, sigma0_nm, astigmatism: AstigmatismConfig | None):
+    """PSF widths (sigma_x, sigma_y) in nm: float32 tensors of the broadcast shape of ``z_nm``
+    and ``sigma0_nm`` (any shape). Without astigmatism both are sigma0: the PSF does not
+    change with z."""
+    z = tf.convert_to_tensor(z_nm, tf.float32)
+    s0 = tf.convert_to_tensor(sigma0_nm, tf.float32)
+    if astigmatism is None:
+        s0 = s0 + tf.zeros_like(z)
+        return s0, s0
+    return (s0 * tf.sqrt(astigmatism.widening_squared(z, "x")),
+            s0 * tf.sqrt(astigmatism.widening_squared(z, "y")))
+
 
 @dataclass(frozen=True, kw_only=True)
 class ImagingConfig:
@@ -75,6 +172,13 @@ class ImagingConfig:
     ``photon_params``: uniform (low, high), normal (mean, std), lognormal (median, sigma of
     log), exponential (mean,). Emitters are also placed in a margin of ``margin_px`` around the
     frame so that PSFs cut by the border appear; only those inside the frame are ground truth.
+
+    3D: z is drawn uniformly per emitter from ``z_range_nm`` ((0, 0) is 2D) and ``astigmatism``
+    (None: an isotropic PSF) sets the PSF widths along x and y from z. A z range without
+    astigmatism gives z labels that the PSF does not depend on.
+
+    Blinking: ``on_time_frames`` is the mean (exponential) time an emitter stays on, in frames.
+    Only :func:`simulate_sequence` uses it; ``simulate`` always draws independent frames.
     """
 
     pixel_size_nm: float = 100.0
@@ -85,6 +189,9 @@ class ImagingConfig:
     background_photons: tuple[float, float] = (10.0, 100.0)
     background_field_fraction: float = 0.0
     margin_px: float = 3.0
+    z_range_nm: tuple[float, float] = (0.0, 0.0)
+    astigmatism: AstigmatismConfig | None = None
+    on_time_frames: float = 0.0
     camera: CameraConfig = field(default_factory=CameraConfig)
 
     def __post_init__(self):
@@ -105,6 +212,20 @@ class ImagingConfig:
                               f"got {self.background_field_fraction}")
         if self.margin_px < 0:
             raise LoczooError(f"margin_px must be >= 0, got {self.margin_px}")
+        check_range("z_range_nm", self.z_range_nm)
+        if self.astigmatism is not None:
+            if not isinstance(self.astigmatism, AstigmatismConfig):
+                raise LoczooError("astigmatism must be an AstigmatismConfig or null, got "
+                                  f"{self.astigmatism!r}")
+            self.astigmatism.check_range(self.z_range_nm)
+        if not self.on_time_frames >= 0:
+            raise LoczooError(f"on_time_frames must be >= 0, got {self.on_time_frames}")
+
+    @property
+    def is_3d(self) -> bool:
+        """Emitters have a z (a z range or an astigmatic PSF): outputs then carry z, sigma_x
+        and sigma_y."""
+        return tuple(self.z_range_nm) != (0.0, 0.0) or self.astigmatism is not None
 
     def expected_emitters(self, height: int, width: int) -> float:
         """Mean emitter count in the frame plus its margin at the highest density."""
@@ -114,8 +235,27 @@ class ImagingConfig:
 
     def max_emitters(self, height: int, width: int) -> int:
         """A padding size that a Poisson count exceeds with negligible probability."""
-        mean = self.expected_emitters(height, width)
-        return max(8, int(math.ceil(mean + 6 * math.sqrt(mean) + 8)))
+        return _padding(self.expected_emitters(height, width))
+
+    def sequence_factor(self, n_frames: int) -> float:
+        """Emitters drawn for a sequence of ``n_frames``, in units of emitters on per frame:
+        (T + 6 tau) / (tau + 1) with tau = ``on_time_frames``.
+
+        Starts are spread uniformly over T + 6 tau frames (3 tau before and after the sequence,
+        so that emitters already on in the first frame exist) and an emitter that is on for D
+        frames shows in D + 1 frame intervals on average, so each frame has on average
+        ``density_per_um2`` emitters per um^2 that are on in it."""
+        tau = self.on_time_frames
+        return (n_frames + 6.0 * tau) / (tau + 1.0)
+
+    def max_sequence_emitters(self, height: int, width: int, n_frames: int) -> int:
+        """The padding size of :func:`simulate_sequence` (all emitters of one sequence)."""
+        return _padding(self.expected_emitters(height, width) * self.sequence_factor(n_frames))
+
+
+def _padding(mean: float) -> int:
+    """A padding size that a Poisson count of this mean exceeds with negligible probability."""
+    return max(8, int(math.ceil(mean + 6 * math.sqrt(mean) + 8)))
 
 
 def dense_2d_imaging() -> ImagingConfig:
@@ -128,6 +268,22 @@ def dense_2d_imaging() -> ImagingConfig:
         photon_params=(800.0, 6000.0), psf_sigma_nm=(90.0, 135.0),
         background_photons=(5.0, 120.0), background_field_fraction=0.3,
         camera=CameraConfig(qe=1.0, read_noise_e=1.5, e_per_adu=0.5, baseline_adu=100.0))
+
+
+def smlm2016_3d_imaging() -> ImagingConfig:
+    """3D astigmatic imaging as DECODE trains for the SMLM 2016 challenge data: 100 nm pixels,
+    the challenge's EMCCD (``CameraConfig.smlm2016``), z uniform in -750..750 nm, DECODE's
+    astigmatic Gaussian PSF (``AstigmatismConfig()``) around an in-focus sigma of 95-110 nm,
+    photons per emitter and frame normal 7000 +/- 3000 (clamped at 1) and a flat background of
+    20-200 photons per pixel (DECODE's training notebook), 0.5-3 emitters/um^2 (mean 1.75;
+    DECODE's 25 emitters per 40 x 40 px frame are 1.56/um^2; a 64 x 64 px frame gets 72 on
+    average). ``on_time_frames`` stays 0: entries that simulate blinking set it."""
+    return ImagingConfig(
+        pixel_size_nm=100.0, density_per_um2=(0.5, 3.0), photon_distribution="normal",
+        photon_params=(7000.0, 3000.0), psf_sigma_nm=(95.0, 110.0),
+        background_photons=(20.0, 200.0), background_field_fraction=0.0,
+        z_range_nm=(-750.0, 750.0), astigmatism=AstigmatismConfig(),
+        camera=CameraConfig.smlm2016())
 
 
 def _seeds(seed, n: int):
@@ -155,17 +311,18 @@ def sample_photons(shape, seed, imaging: ImagingConfig):
 
 
 def sample_emitters(seed, batch: int, height: int, width: int, imaging: ImagingConfig,
-                    max_emitters: int, density_mask=None) -> dict:
+                    max_emitters: int, density_mask=None, count=None) -> dict:
     """Random emitters for ``batch`` frames, padded to ``max_emitters``.
 
-    The count per frame is Poisson with mean density x area (frame plus margin). With a
-    ``density_mask`` (array of shape [h, w] covering the frame, relative density in [0, 1]),
-    emitters are drawn only inside the frame, with density ``density_per_um2`` where the mask
-    is 1 and proportionally less elsewhere.
+    The count per frame is Poisson with mean density x area (frame plus margin); ``count``
+    ([batch] int32) replaces it. With a ``density_mask`` (array of shape [h, w] covering the
+    frame, relative density in [0, 1]), emitters are drawn only inside the frame, with density
+    ``density_per_um2`` where the mask is 1 and proportionally less elsewhere.
 
-    Returns a dict of float32 tensors x, y, photons, sigma of shape [batch, max_emitters] and the
-    boolean ``exists`` (emitter is real, rendered) and ``mask`` (real and inside the frame:
-    ground truth).
+    Returns a dict of float32 tensors x, y, z, photons, sigma (in focus), sigma_x, sigma_y of
+    shape [batch, max_emitters] and the boolean ``exists`` (emitter is real, rendered) and
+    ``mask`` (real and inside the frame: ground truth). In 2D z is 0 and sigma_x = sigma_y =
+    sigma.
     """
     s = _seeds(seed, 8)
     px = imaging.pixel_size_nm
@@ -189,17 +346,28 @@ def sample_emitters(seed, batch: int, height: int, width: int, imaging: ImagingC
         cx = tf.cast(cell % mw, tf.float32)
         x = (cx + _uniform([batch, max_emitters], s[2], 0.0, 1.0)) * cell_w
         y = (cy + _uniform([batch, max_emitters], s[7], 0.0, 1.0)) * cell_h
-    count = tf.random.stateless_poisson([batch], s[3], density * area_um2, dtype=tf.int32)
+    if count is None:
+        count = tf.random.stateless_poisson([batch], s[3], density * area_um2, dtype=tf.int32)
     exists = tf.range(max_emitters)[None, :] < tf.minimum(count, max_emitters)[:, None]
     photons = sample_photons([batch, max_emitters], s[4], imaging)
     sigma = _uniform([batch, max_emitters], s[5], *imaging.psf_sigma_nm)
     inside = (x >= 0) & (x < width * px) & (y >= 0) & (y < height * px)
     zero = tf.zeros_like(x)
+    sigma = tf.where(exists, sigma, tf.ones_like(x) * imaging.psf_sigma_nm[0])
+    if imaging.is_3d:
+        # s[6] is the one stream the 2D draws leave unused: 2D frames stay as they were.
+        z = tf.where(exists, _uniform([batch, max_emitters], s[6], *imaging.z_range_nm), zero)
+        sigma_x, sigma_y = astigmatic_sigmas(z, sigma, imaging.astigmatism)
+    else:
+        z, sigma_x, sigma_y = zero, sigma, sigma
     return {
         "x": tf.where(exists, x, zero),
         "y": tf.where(exists, y, zero),
+        "z": z,
         "photons": tf.where(exists, photons, zero),
-        "sigma": tf.where(exists, sigma, tf.ones_like(x) * imaging.psf_sigma_nm[0]),
+        "sigma": sigma,
+        "sigma_x": sigma_x,
+        "sigma_y": sigma_y,
         "exists": exists,
         "mask": exists & inside,
     }
@@ -219,11 +387,14 @@ def render_emitters(emitters: dict, height: int, width: int, pixel_size_nm: floa
     """Expected photons per pixel from the emitters alone, [B, H, W] float32.
 
     One batched matrix product: image[b] = Py[b]^T @ Px[b], where Py holds each emitter's row
-    profile times its photons and Px its column profile.
+    profile (width ``sigma_y``) times its photons and Px its column profile (``sigma_x``); both
+    widths are ``sigma`` where the dict has no ``sigma_x`` / ``sigma_y``.
     """
     weight = emitters["photons"] * tf.cast(emitters["exists"], tf.float32)
-    prof_y = pixel_profiles(emitters["y"], emitters["sigma"], height, pixel_size_nm)
-    prof_x = pixel_profiles(emitters["x"], emitters["sigma"], width, pixel_size_nm)
+    sigma_x = emitters.get("sigma_x", emitters.get("sigma"))
+    sigma_y = emitters.get("sigma_y", emitters.get("sigma"))
+    prof_y = pixel_profiles(emitters["y"], sigma_y, height, pixel_size_nm)
+    prof_x = pixel_profiles(emitters["x"], sigma_x, width, pixel_size_nm)
     return tf.matmul(prof_y * weight[..., None], prof_x, transpose_a=True)
 
 
@@ -244,6 +415,8 @@ def apply_camera(seed, photons, camera: CameraConfig):
     """Noisy camera frames in ADU (float32) from expected photons per pixel (any shape)."""
     s = _seeds(seed, 3)
     lam = camera.qe * tf.maximum(photons, 0.0)
+    if camera.spurious_charge_e > 0:  # skipped at 0 so that the default adds no operation
+        lam = lam + camera.spurious_charge_e
     electrons = tf.random.stateless_poisson(tf.shape(lam), s[0], lam, dtype=tf.float32)
     if camera.em_gain is not None:
         # Gamma(shape=n, scale=gain) is the standard model of the EM register output for n
@@ -262,7 +435,8 @@ def apply_camera(seed, photons, camera: CameraConfig):
 def expected_adu(photons, camera: CameraConfig):
     """Noise-free mean of ``apply_camera`` (before rounding and saturation)."""
     gain = 1.0 if camera.em_gain is None else camera.em_gain
-    return camera.qe * photons * gain / camera.e_per_adu + camera.baseline_adu
+    electrons = camera.qe * photons + camera.spurious_charge_e
+    return electrons * gain / camera.e_per_adu + camera.baseline_adu
 
 
 def simulate_frames(seed, emitters: dict, height: int, width: int,
@@ -282,23 +456,30 @@ def simulate_frames(seed, emitters: dict, height: int, width: int,
 def simulate(seed, batch: int, height: int, width: int, imaging: ImagingConfig,
              max_emitters: int | None = None, density_mask=None) -> dict:
     """Random emitters and their camera frames: ``frames`` [B, H, W] ADU plus the padded ground
-    truth ``x, y, photons, sigma`` [B, M] and ``mask`` [B, M] (inside the frame)."""
+    truth ``x, y, photons, sigma`` [B, M] (and ``z, sigma_x, sigma_y`` when ``imaging.is_3d``)
+    and ``mask`` [B, M] (inside the frame)."""
     if max_emitters is None:
         max_emitters = imaging.max_emitters(height, width)
     s = _seeds(seed, 2)
     emitters = sample_emitters(s[0], batch, height, width, imaging, max_emitters, density_mask)
     out = simulate_frames(s[1], emitters, height, width, imaging)
-    out.update({k: emitters[k] for k in ("x", "y", "photons", "sigma", "mask")})
+    keys = ("x", "y", "photons", "sigma", "mask")
+    if imaging.is_3d:
+        keys += ("z", "sigma_x", "sigma_y")
+    out.update({k: emitters[k] for k in keys})
     return out
 
 
 def emitters_to_table(sim: dict, first_frame: int = 1) -> Localizations:
-    """Ground-truth table (frames numbered from ``first_frame``) from a ``simulate`` result."""
+    """Ground-truth table (frames numbered from ``first_frame``) from a ``simulate`` result; z
+    is filled where the result has one. (The PSF widths are not copied: the table's sigma_x and
+    sigma_y are localization uncertainties.)"""
     mask = np.asarray(sim["mask"])
     frame_index = np.nonzero(mask)[0]
     return Localizations(
         frame=frame_index + first_frame,
         x=np.asarray(sim["x"])[mask], y=np.asarray(sim["y"])[mask],
+        z=np.asarray(sim["z"])[mask] if "z" in sim else None,
         photons=np.asarray(sim["photons"])[mask])
 
 
@@ -316,18 +497,132 @@ def simulated_dataset(imaging: ImagingConfig, height: int, width: int, batch: in
     return tf.data.Dataset.range(2**62).map(make, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def sequence_max_emitters(imaging: ImagingConfig, n_frames: int, height: int,
+                          width: int) -> int:
+    """Padding size of ``simulate_sequence``; see ``ImagingConfig.max_sequence_emitters``."""
+    return imaging.max_sequence_emitters(height, width, n_frames)
+
+
+def simulate_sequence(seed, batch: int, n_frames: int, height: int, width: int,
+                      imaging: ImagingConfig, max_emitters: int | None = None) -> dict:
+    """``batch`` independent sequences of ``n_frames`` consecutive frames with blinking emitters
+    (the model of DECODE's ``EmitterSamplerBlinking``).
+
+    With tau = ``on_time_frames`` > 0, each emitter switches on at t0 ~ Uniform(-3 tau,
+    T + 3 tau) (frame t covers [t, t + 1)), stays on for D ~ Exponential(mean tau) and emits a
+    flux per frame drawn from the photon distribution; frame t gets flux x the length of
+    [t0, t0 + D] within [t, t + 1]. The number of emitters per sequence is Poisson with mean
+    density x area x (T + 6 tau) / (tau + 1) (``ImagingConfig.sequence_factor``), so that on
+    average ``density_per_um2`` emitters per um^2 are on in any frame (slightly fewer in the
+    first frames: an emitter on for more than 3 tau + t frames cannot reach frame t from the
+    padding; about 2.5 % in frame 0 at tau = 1).
+
+    With tau = 0 every emitter is on for exactly one whole frame (t0 a uniform integer, D = 1):
+    statistically independent frames with the density of ``simulate``, but other random
+    numbers, and the same density for all frames of a sequence.
+
+    Position, z and PSF width of an emitter stay fixed; the density and the background (level
+    and smooth field) are drawn once per sequence; camera noise is independent per frame.
+
+    Returns ``frames``, ``mean_photons`` and ``background`` [B, T, H, W]; per frame the padded
+    ground truth ``x, y, z, photons, sigma, sigma_x, sigma_y`` and ``mask`` (on in that frame
+    with photons > 0 and inside it) [B, T, M]; per emitter ``id`` [B, M] int32 (1-based, the
+    same in every frame; 0 for padding), ``exists`` [B, M], ``flux`` (photons per whole frame
+    on), ``t_start`` and ``t_on`` (t0 and D in frames) [B, M]. In 2D z is 0 and sigma_x =
+    sigma_y = sigma.
+    """
+    n_frames = int(n_frames)
+    if n_frames < 1:
+        raise LoczooError(f"n_frames must be >= 1, got {n_frames}")
+    if max_emitters is None:
+        max_emitters = imaging.max_sequence_emitters(height, width, n_frames)
+    m = max_emitters
+    s = _seeds(seed, 6)
+    tau = float(imaging.on_time_frames)
+    area_um2 = ((height + 2 * imaging.margin_px) * (width + 2 * imaging.margin_px)
+                * (imaging.pixel_size_nm / 1000.0) ** 2)
+    density = _uniform([batch], s[1], *imaging.density_per_um2)
+    count = tf.random.stateless_poisson(
+        [batch], s[2], density * (area_um2 * imaging.sequence_factor(n_frames)), dtype=tf.int32)
+    emitters = sample_emitters(s[0], batch, height, width, imaging, m, count=count)
+    exists = emitters["exists"]
+    t = _seeds(s[3], 2)
+    if tau > 0:
+        start = _uniform([batch, m], t[0], -3.0 * tau, n_frames + 3.0 * tau)
+        # -log(1 - u) with u in [0, 1): exponential without log(0).
+        duration = -tau * tf.math.log1p(-_uniform([batch, m], t[1], 0.0, 1.0))
+    else:
+        start = tf.cast(tf.random.stateless_uniform([batch, m], t[0], 0, n_frames, tf.int32),
+                        tf.float32)
+        duration = tf.ones_like(start)
+    frame_t = tf.range(n_frames, dtype=tf.float32)[None, :, None]  # [1, T, 1]
+    on = (tf.minimum((start + duration)[:, None], frame_t + 1.0)
+          - tf.maximum(start[:, None], frame_t))
+    flux = emitters["photons"]
+    photons = tf.maximum(on, 0.0) * flux[:, None] * tf.cast(exists, tf.float32)[:, None]
+
+    def per_frame(v):  # [B, M] -> [B, T, M]
+        return tf.broadcast_to(v[:, None], [batch, n_frames, m])
+
+    def flat(v):  # [B, T, ...] -> [B * T, ...]
+        return tf.reshape(v, tf.concat([[batch * n_frames], tf.shape(v)[2:]], 0))
+
+    fields = ("x", "y", "z", "sigma", "sigma_x", "sigma_y")
+    out = {k: per_frame(emitters[k]) for k in fields}
+    render = {k: flat(out[k]) for k in fields}
+    render["photons"] = flat(photons)
+    render["exists"] = render["photons"] > 0
+    signal = render_emitters(render, height, width, imaging.pixel_size_nm)
+    background = sample_background(s[4], batch, height, width, imaging)
+    background = tf.broadcast_to(background[:, None], [batch, n_frames, height, width])
+    mean = tf.reshape(signal, [batch, n_frames, height, width]) + background
+    out.update({
+        "frames": apply_camera(s[5], mean, imaging.camera),
+        "mean_photons": mean,
+        "background": background,
+        "photons": photons,
+        "mask": per_frame(emitters["mask"]) & (photons > 0),
+        "id": tf.where(exists, tf.range(1, m + 1)[None, :], 0),
+        "exists": exists,
+        "flux": tf.where(exists, flux, 0.0),
+        "t_start": tf.where(exists, start, 0.0),
+        "t_on": tf.where(exists, duration, 0.0),
+    })
+    return out
+
+
+def sequence_to_table(sim: dict, first_frame: int = 1) -> Localizations:
+    """Ground truth of a ``simulate_sequence`` result: frame t of sequence b is frame
+    ``first_frame + b T + t``. z is left unknown (NaN) when every z is exactly 0 (2D)."""
+    keys = ("x", "y", "z", "photons", "mask")
+    flat = {k: np.asarray(sim[k]).reshape(-1, np.shape(sim[k])[-1]) for k in keys}
+    if not np.any(flat["z"]):
+        del flat["z"]
+    return emitters_to_table(flat, first_frame)
+
+
 def simulate_stack(imaging: ImagingConfig, n_frames: int, height: int, width: int,
                    seed: int = 0, batch: int = 64, progress=None, density_mask=None):
     """A stack [N, H, W] (ADU, float32) and its ground-truth table (frames 1-based), simulated
     batch by batch (optionally on a ``density_mask``, see ``sample_emitters``). The same seed
-    and ``batch`` give the same stack."""
+    and ``batch`` give the same stack. With blinking (``on_time_frames`` > 0) each batch is one
+    ``simulate_sequence`` of ``batch`` consecutive frames (emitters do not carry over from one
+    batch to the next)."""
+    blinking = imaging.on_time_frames > 0
+    if blinking and density_mask is not None:
+        raise LoczooError("density masks are not supported with blinking (on_time_frames > 0)")
     frames, tables = [], []
     for start in range(0, n_frames, batch):
         size = min(batch, n_frames - start)
-        sim = simulate(tf.constant([seed, start], tf.int64), size, height, width, imaging,
-                       density_mask=density_mask)
-        frames.append(sim["frames"].numpy())
-        tables.append(emitters_to_table(sim, first_frame=start + 1))
+        seed_pair = tf.constant([seed, start], tf.int64)
+        if blinking:
+            sim = simulate_sequence(seed_pair, 1, size, height, width, imaging)
+            frames.append(sim["frames"].numpy()[0])
+            tables.append(sequence_to_table(sim, first_frame=start + 1))
+        else:
+            sim = simulate(seed_pair, size, height, width, imaging, density_mask=density_mask)
+            frames.append(sim["frames"].numpy())
+            tables.append(emitters_to_table(sim, first_frame=start + 1))
         if progress is not None:
             progress(start + size, n_frames)
     return np.concatenate(frames), Localizations.concatenate(tables)

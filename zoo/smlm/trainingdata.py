@@ -28,21 +28,21 @@ class TrainingData:
                               f"{self.truth.frame.max()} but the stack has "
                               f"{self.frames.shape[0]} frames")
 
-    def padded_emitters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """x, y [N, M] in nm and mask [N, M], with M the largest count in any frame."""
+    def padded_emitters(self, columns=("x", "y")) -> dict[str, np.ndarray]:
+        """``columns`` of the ground truth as float32 [N, M] arrays (NaN where a column is
+        unknown) plus the boolean ``mask`` [N, M], with M the largest count in any frame."""
         n = self.frames.shape[0]
         counts = np.bincount(self.truth.frame - 1, minlength=n)
         m = max(1, int(counts.max(initial=0)))
-        x = np.zeros((n, m), np.float32)
-        y = np.zeros((n, m), np.float32)
-        mask = np.zeros((n, m), bool)
         order = np.argsort(self.truth.frame, kind="stable")
         frame = self.truth.frame[order] - 1
         slot = np.arange(frame.size) - np.searchsorted(frame, frame)
-        x[frame, slot] = self.truth.x[order]
-        y[frame, slot] = self.truth.y[order]
-        mask[frame, slot] = True
-        return x, y, mask
+        padded = {"mask": np.zeros((n, m), bool)}
+        padded["mask"][frame, slot] = True
+        for column in columns:
+            padded[column] = np.zeros((n, m), np.float32)
+            padded[column][frame, slot] = getattr(self.truth, column)[order]
+        return padded
 
     def split_frames(self, split: str, validation_fraction: float = 0.3) -> np.ndarray:
         """Frame indices (0-based) of a split: the last ``validation_fraction`` of every block
