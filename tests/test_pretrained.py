@@ -10,10 +10,13 @@ from loczoo.errors import LoczooError
 from loczoo.registry import KNOWN_ENTRIES, get_entry
 
 WITH_PRESETS = [name for name in KNOWN_ENTRIES if get_entry(name).default_preset]
-# |bias| limits in nm at 2500 photons: what each preset was measured to meet (benchmarks/bias.py),
-# with margin. The short-trained DeepCEL0 preset has learned a +1.7 to +2.5 nm x offset and
-# the distance-transform preset a -3 nm y offset (their READMEs); Deep-STORM stays under 2 nm.
-BIAS_LIMIT_NM = {"deepcel0": 3.0, "subpixel_dt": 4.5}
+# |bias| limits in nm and Jaccard minima at 2500 photons: what each preset was measured to meet
+# (benchmarks/bias.py), with margin. The short-trained DeepCEL0 preset has learned a +1.7 to
+# +2.5 nm x offset, the distance-transform preset a -3 nm y offset and the DSIR preset a -3 nm x
+# offset; DSIR also misses a third of these emitters (their READMEs). Deep-STORM stays under
+# 2 nm and finds more than 90 %.
+BIAS_LIMIT_NM = {"deepcel0": 3.0, "subpixel_dt": 4.5, "dsir": 4.0}
+JACCARD_MIN = {"dsir": 0.55}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def test_small_coordinate_bias_on_isolated_emitters(name):
                                          background=20, seed=7)
     limit = BIAS_LIMIT_NM.get(name, 2.0)
     assert metrics["tp"] > 300
-    assert metrics["jaccard"] > 0.9
+    assert metrics["jaccard"] > JACCARD_MIN.get(name, 0.9)
     assert abs(metrics["bias_x"]) < limit and abs(metrics["bias_y"]) < limit
     assert metrics["rmse_lateral"] < 30.0
 
