@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
 from loczoo.smlm.io import read_localizations
 from loczoo.tools import cli
@@ -55,6 +56,24 @@ def test_localize_evaluate_render_end_to_end(sim_stack, tiny_run, tmp_path, caps
                              "--fov", "3200", "3200")
     assert code == 0, err
     assert tifffile.imread(tif).shape == (160, 160)
+
+
+def test_render_colours_by_z_and_refuses_tables_without_z(tmp_path, capsys):
+    from loczoo.smlm.io import write_localizations
+    from loczoo.smlm.localizations import Localizations
+
+    with_z = write_localizations(tmp_path / "z.csv", Localizations(
+        frame=[1, 1], x=[200.0, 800.0], y=[500.0, 500.0], z=[-300.0, 300.0]))
+    png = tmp_path / "z.png"
+    code, out, err = run_cli(capsys, "render", with_z, "--out", png, "--color-by", "z",
+                             "--fov", "1000", "1000")
+    assert code == 0, err
+    assert np.asarray(Image.open(png)).shape == (100, 100, 3)
+    flat = write_localizations(tmp_path / "flat.csv", Localizations(frame=[1], x=[5.0],
+                                                                    y=[5.0]))
+    code, out, err = run_cli(capsys, "render", flat, "--out", tmp_path / "f.png",
+                             "--color-by", "z", "--fov", "100", "100")
+    assert code == 2 and "no z values" in err and not (tmp_path / "f.png").exists()
 
 
 def bad_stacks(folder: Path) -> dict[str, Path]:
@@ -127,6 +146,21 @@ def test_csv_missing_a_column(command, sim_stack, tmp_path, capsys):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "y" in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "r.png").exists()
+
+
+def test_simulate_3d_blinking_stack_with_the_smlm2016_camera(tmp_path, capsys):
+    out = tmp_path / "s3d.tif"
+    code, _, err = run_cli(capsys, "simulate", out, "--frames", "6", "--size", "16", "16",
+                           "--z-range", "-500", "500", "--astigmatism", "--on-time", "1",
+                           "--camera", "smlm2016", "--quiet")
+    assert code == 0, err
+    truth = read_localizations(tmp_path / "s3d_gt.csv")
+    assert truth.has("z") and truth.z.min() >= -500 and truth.z.max() <= 500
+    # EM gain 300 at 45 e-/ADU: about 6.7 ADU per photon above the baseline of 100.
+    assert tifffile.imread(out).mean() > 200
+    code, _, err = run_cli(capsys, "simulate", tmp_path / "bad.tif", "--z-range", "-2000",
+                           "0", "--astigmatism", "--on-time", "-1")
+    assert code == 2 and "on_time_frames" in err
 
 
 def test_simulate_refuses_bad_parameters(tmp_path, capsys):

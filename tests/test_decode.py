@@ -229,3 +229,40 @@ def test_gradients_reach_every_weight(tiny):
     grads = tape.gradient(loss, model.trainable_variables)
     assert np.isfinite(float(loss))
     assert all(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+
+
+def test_3d_windows_carry_z_targets_and_train():
+    config = DECODEConfig.variants()["3d"]
+    tiny = DECODEConfig.tiny()
+    config = autoset_scaling(replace(config, features=8, inter_features=8, patch_size=16,
+                                     batch_size=2))
+    assert config.z_max == pytest.approx(1.2 * 750)
+    assert tiny.imaging.camera != config.imaging.camera  # the SMLM 2016 EMCCD
+    x, y = next(iter(make_dataset(config, "train", seed=1)))
+    emitters, _ = unpack_targets(y, 16, 16)
+    real = np.asarray(emitters)[np.asarray(emitters)[..., 0] > 0.5]
+    assert len(real) > 0
+    assert np.all(np.abs(real[:, 4]) <= 750 / config.z_max + 1e-6)
+    assert np.std(real[:, 4]) > 0.1  # z varies
+    model = build_model(config)
+    out = model(x, training=False)
+    assert float(tf.reduce_max(tf.abs(out[..., 4]))) > 0  # z is predicted in 3D
+    assert np.isfinite(float(DECODELoss(predict_z=True)(y, out)))
+
+
+def test_bundle_batches_give_each_frame_its_neighbours(tiny, tmp_path):
+    """Localizing in batches of 2 gives the same outputs as the whole stack at once: every
+    batch gets the frames on either side of it from the stack."""
+    from loczoo.bundle import ModelBundle
+    from loczoo.registry import get_entry
+
+    config, model = tiny
+    bundle = ModelBundle(entry=get_entry("decode"), config=config, model=model, metadata={},
+                         source="test")
+    frames = np.random.default_rng(2).poisson(150, (5, 16, 16)).astype(np.float32)
+    whole = np.asarray(model(preprocess(frames), training=False))
+    parts = np.concatenate([out for _, out in bundle.predict_batches(frames, batch_size=2)])
+    np.testing.assert_allclose(parts, whole, atol=1e-4)
+    # Frames that are not a multiple of 4 are padded and the padding is cut from the results.
+    locs = bundle.localize(frames[:, :15, :14], pixel_size_nm=100.0, batch_size=2)
+    assert np.all(locs.x < 1400) and np.all(locs.y < 1500)

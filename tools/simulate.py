@@ -29,6 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read-noise", type=float, default=1.5, help="electrons rms")
     parser.add_argument("--e-per-adu", type=float, default=0.5)
     parser.add_argument("--baseline", type=float, default=100.0, help="ADU")
+    parser.add_argument("--camera", choices=("custom", "smlm2016"), default="custom",
+                        help="smlm2016: the SMLM 2016 challenge EMCCD (replaces the camera "
+                             "options above)")
+    parser.add_argument("--z-range", type=float, nargs=2, default=(0.0, 0.0),
+                        metavar=("LO", "HI"), help="z in nm, uniform per emitter (default: 2D)")
+    parser.add_argument("--astigmatism", action="store_true",
+                        help="astigmatic PSF over z (foci -250/+250 nm, depth 280 nm)")
+    parser.add_argument("--on-time", type=float, default=0.0, metavar="FRAMES",
+                        help="mean on-time of blinking emitters (default 0: independent "
+                             "frames)")
     parser.add_argument("--structure", choices=("uniform", "filaments"), default="uniform",
                         help="where emitters are: uniformly random (default) or on random "
                              "filaments; with filaments, --density applies on the filaments")
@@ -50,14 +60,19 @@ def run(args: argparse.Namespace) -> int:
     prepare_output(args.out, args.overwrite)
     prepare_output(gt_path, args.overwrite)
     # The configs validate every option before anything is written.
-    from loczoo.smlm.simulate import CameraConfig, ImagingConfig
+    from loczoo.smlm.simulate import AstigmatismConfig, CameraConfig, ImagingConfig
 
+    if args.camera == "smlm2016":
+        camera = CameraConfig.smlm2016()
+    else:
+        camera = CameraConfig(qe=args.qe, em_gain=args.em_gain, read_noise_e=args.read_noise,
+                              e_per_adu=args.e_per_adu, baseline_adu=args.baseline)
     imaging = ImagingConfig(
         pixel_size_nm=args.pixel_size, density_per_um2=tuple(args.density),
         photon_params=tuple(args.photons), psf_sigma_nm=tuple(args.sigma),
-        background_photons=tuple(args.background),
-        camera=CameraConfig(qe=args.qe, em_gain=args.em_gain, read_noise_e=args.read_noise,
-                            e_per_adu=args.e_per_adu, baseline_adu=args.baseline))
+        background_photons=tuple(args.background), z_range_nm=tuple(args.z_range),
+        astigmatism=AstigmatismConfig() if args.astigmatism else None,
+        on_time_frames=args.on_time, camera=camera)
     from loczoo.progress import ProgressPrinter
     from loczoo.smlm.simulate import simulate_stack
 
