@@ -266,3 +266,19 @@ def test_bundle_batches_give_each_frame_its_neighbours(tiny, tmp_path):
     # Frames that are not a multiple of 4 are padded and the padding is cut from the results.
     locs = bundle.localize(frames[:, :15, :14], pixel_size_nm=100.0, batch_size=2)
     assert np.all(locs.x < 1400) and np.all(locs.y < 1500)
+
+
+def test_reference_width_costs_about_five_gflop_per_frame():
+    """The issue's figure: about 4-5 GFLOP per 64 x 64 frame with the shared U-Net run once per
+    frame; the window model runs it three times."""
+    from loczoo.flops import conv_flops
+
+    config = autoset_scaling(DECODEConfig())
+    model = build_model(config)
+    f = config.inter_features
+    part = {name: conv_flops(model.get_layer(name), shape) for name, shape in (
+        ("shared_unet", (64, 64, 1)), ("union_unet", (64, 64, 3 * f)), ("heads", (64, 64, f)))}
+    per_frame = sum(part.values())
+    assert 4e9 < per_frame < 5e9
+    window = conv_flops(model, (64, 64, 3))
+    assert window == pytest.approx(per_frame + 2 * part["shared_unet"])
