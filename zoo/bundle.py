@@ -28,7 +28,9 @@ class ModelBundle:
 
         forward = (self.entry.make_forward(self.model, self.config)
                    if self.entry.make_forward else lambda x: self.model(x, training=False))
-        self._forward = tf.function(forward, reduce_retracing=True)
+        # One trace per input shape: relaxed (None) spatial sizes break layers such as
+        # UpSampling2D(bilinear) that need them.
+        self._forward = tf.function(forward)
 
     def predict_batches(self, frames, batch_size: int = 4):
         """(first frame index, raw outputs) per batch of ``batch_size`` frames of a stack

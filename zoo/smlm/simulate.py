@@ -602,15 +602,19 @@ def sequence_to_table(sim: dict, first_frame: int = 1) -> Localizations:
 
 
 def simulate_stack(imaging: ImagingConfig, n_frames: int, height: int, width: int,
-                   seed: int = 0, batch: int = 64, progress=None, density_mask=None):
+                   seed: int = 0, batch: int = 64, progress=None, density_mask=None,
+                   sequence_frames: int = 16):
     """A stack [N, H, W] (ADU, float32) and its ground-truth table (frames 1-based), simulated
     batch by batch (optionally on a ``density_mask``, see ``sample_emitters``). The same seed
-    and ``batch`` give the same stack. With blinking (``on_time_frames`` > 0) each batch is one
-    ``simulate_sequence`` of ``batch`` consecutive frames (emitters do not carry over from one
-    batch to the next)."""
+    and ``batch`` give the same stack. With blinking (``on_time_frames`` > 0) the stack is made
+    of independent ``simulate_sequence`` runs of ``sequence_frames`` consecutive frames, each
+    with its own density and background (emitters do not carry over from one to the next), so
+    that a short stack still spans the configured ranges."""
     blinking = imaging.on_time_frames > 0
     if blinking and density_mask is not None:
         raise LoczooError("density masks are not supported with blinking (on_time_frames > 0)")
+    if blinking:
+        batch = min(batch, sequence_frames)
     frames, tables = [], []
     for start in range(0, n_frames, batch):
         size = min(batch, n_frames - start)
