@@ -11,7 +11,7 @@ from loczoo.decode.loss import TARGET_FIELDS, pack_targets, unpack_targets
 from loczoo.decode.postprocess import outputs_to_localizations
 from loczoo.errors import LoczooError
 from loczoo.smlm.localizations import Localizations
-from loczoo.smlm.pipeline import SPLIT_SEED_OFFSET, real_crops
+from loczoo.smlm.pipeline import real_crops, split_seed
 from loczoo.smlm.simulate import simulate_sequence
 
 # Frames of context on each side of the frame being localized.
@@ -56,11 +56,9 @@ def make_dataset(config, split: str = "train", *, source=None, seed: int = 0) ->
     (photons if the CSV has them, else unknown) and no background target."""
     if not config.has_scaling:
         raise LoczooError("DECODE scaling constants are not set: call prepare_config first")
-    if split not in SPLIT_SEED_OFFSET:
-        raise LoczooError(f"split must be 'train' or 'validation', got {split!r}")
     p, b = config.patch_size, config.batch_size
     if source is None:
-        base = tf.constant(seed + SPLIT_SEED_OFFSET[split], tf.int64)
+        base = split_seed(split, seed)
         imaging = config.imaging
 
         def make(i):
@@ -68,8 +66,7 @@ def make_dataset(config, split: str = "train", *, source=None, seed: int = 0) ->
                                     imaging)
             c = FRAME_CONTEXT
             windows = tf.transpose(sim["frames"], [0, 2, 3, 1])
-            z = sim["z"][:, c] if "z" in sim else tf.zeros_like(sim["x"][:, c])
-            return windows, _targets(config, sim["x"][:, c], sim["y"][:, c], z,
+            return windows, _targets(config, sim["x"][:, c], sim["y"][:, c], sim["z"][:, c],
                                      sim["photons"][:, c], sim["mask"][:, c],
                                      sim["background"][:, c])
     else:

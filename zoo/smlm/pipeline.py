@@ -23,6 +23,13 @@ from loczoo.smlm.trainingdata import TrainingData
 SPLIT_SEED_OFFSET = {"train": 0, "validation": 7_919}
 
 
+def split_seed(split: str, seed: int):
+    """The int64 seed of a data split's stream (train and validation never overlap)."""
+    if split not in SPLIT_SEED_OFFSET:
+        raise LoczooError(f"split must be 'train' or 'validation', got {split!r}")
+    return tf.constant(seed + SPLIT_SEED_OFFSET[split], tf.int64)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LocalizerConfig:
     """The network sees ``patch_size`` camera pixels during training and predicts a map
@@ -94,10 +101,8 @@ def raw_patches(config, split: str, source: TrainingData | None, seed: int) -> t
     ``source`` None draws from the simulator with ``config.imaging``; a ``TrainingData`` gives
     random crops of its frames of the split. Emitter coordinates are rescaled to
     ``config.imaging.pixel_size_nm`` so that targets are built on the model's grid."""
-    if split not in SPLIT_SEED_OFFSET:
-        raise LoczooError(f"split must be 'train' or 'validation', got {split!r}")
     p, b = config.patch_size, config.batch_size
-    base = tf.constant(seed + SPLIT_SEED_OFFSET[split], tf.int64)
+    base = split_seed(split, seed)
     if source is None:
         imaging = config.imaging
         max_emitters = imaging.max_emitters(p, p)
@@ -120,7 +125,7 @@ def real_crops(config, split: str, source: TrainingData, seed: int, context: int
     the picked frame's ground-truth ``columns`` [B, M] (x, y in nm on the model's grid, from
     the crop corner) and ``mask`` [B, M] (emitter inside the crop)."""
     p, b = config.patch_size, config.batch_size
-    base = tf.constant(seed + SPLIT_SEED_OFFSET[split], tf.int64)
+    base = split_seed(split, seed)
     n, h, w = source.frames.shape
     if h < p or w < p:
         raise LoczooError(f"frames of {h} x {w} px are smaller than the {p} px training patch")

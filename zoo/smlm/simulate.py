@@ -124,10 +124,6 @@ class AstigmatismConfig:
         u2 = u * u
         return 1.0 + u2 + a * u2 * u + b * u2 * u2
 
-    def widening(self, z_nm, axis: str):
-        """sigma(z) / sigma0 along ``axis``; numbers, arrays or tensors."""
-        return self.widening_squared(z_nm, axis) ** 0.5
-
     def sigmas(self, z_nm, sigma0_nm):
         """(sigma_x, sigma_y) in nm as float64 NumPy arrays, for code that must run without
         TensorFlow (``loczoo.smlm.metrics``); :func:`astigmatic_sigmas` is the tensor version."""
@@ -227,11 +223,14 @@ class ImagingConfig:
         and sigma_y."""
         return tuple(self.z_range_nm) != (0.0, 0.0) or self.astigmatism is not None
 
+    def area_um2(self, height: int, width: int) -> float:
+        """Area of a frame plus its margin, where emitters are placed."""
+        return ((height + 2 * self.margin_px) * (width + 2 * self.margin_px)
+                * (self.pixel_size_nm / 1000.0) ** 2)
+
     def expected_emitters(self, height: int, width: int) -> float:
         """Mean emitter count in the frame plus its margin at the highest density."""
-        area_um2 = ((height + 2 * self.margin_px) * (width + 2 * self.margin_px)
-                    * (self.pixel_size_nm / 1000.0) ** 2)
-        return self.density_per_um2[1] * area_um2
+        return self.density_per_um2[1] * self.area_um2(height, width)
 
     def max_emitters(self, height: int, width: int) -> int:
         """A padding size that a Poisson count exceeds with negligible probability."""
@@ -497,12 +496,6 @@ def simulated_dataset(imaging: ImagingConfig, height: int, width: int, batch: in
     return tf.data.Dataset.range(2**62).map(make, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def sequence_max_emitters(imaging: ImagingConfig, n_frames: int, height: int,
-                          width: int) -> int:
-    """Padding size of ``simulate_sequence``; see ``ImagingConfig.max_sequence_emitters``."""
-    return imaging.max_sequence_emitters(height, width, n_frames)
-
-
 def simulate_sequence(seed, batch: int, n_frames: int, height: int, width: int,
                       imaging: ImagingConfig, max_emitters: int | None = None) -> dict:
     """``batch`` independent sequences of ``n_frames`` consecutive frames with blinking emitters
@@ -539,11 +532,9 @@ def simulate_sequence(seed, batch: int, n_frames: int, height: int, width: int,
     m = max_emitters
     s = _seeds(seed, 6)
     tau = float(imaging.on_time_frames)
-    area_um2 = ((height + 2 * imaging.margin_px) * (width + 2 * imaging.margin_px)
-                * (imaging.pixel_size_nm / 1000.0) ** 2)
     density = _uniform([batch], s[1], *imaging.density_per_um2)
-    count = tf.random.stateless_poisson(
-        [batch], s[2], density * (area_um2 * imaging.sequence_factor(n_frames)), dtype=tf.int32)
+    mean_count = imaging.area_um2(height, width) * imaging.sequence_factor(n_frames)
+    count = tf.random.stateless_poisson([batch], s[2], density * mean_count, dtype=tf.int32)
     emitters = sample_emitters(s[0], batch, height, width, imaging, m, count=count)
     exists = emitters["exists"]
     t = _seeds(s[3], 2)
