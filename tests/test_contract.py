@@ -98,6 +98,27 @@ def test_train_and_validation_streams_differ_and_repeat(setup):
     assert not np.array_equal(a, c)
 
 
+def test_initial_weights_are_seeded_and_independent(setup):
+    """The global seed fixes the initial weights, and no two same-shaped kernels start equal
+    (a shared Keras 3 initializer instance would give them identical values)."""
+    import keras
+
+    entry, config = setup
+
+    def initial_kernels(seed):
+        keras.utils.set_random_seed(seed)
+        model = entry.build_model(config)
+        return [w.numpy() for w in model.weights if w.name == "kernel" and w.numpy().size > 1]
+
+    first, again, other = initial_kernels(3), initial_kernels(3), initial_kernels(4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+    for i, a in enumerate(first):
+        for b in first[i + 1:]:
+            assert a.shape != b.shape or not np.array_equal(a, b)
+
+
 def test_weights_round_trip(setup, tmp_path):
     entry, config = setup
     model = entry.build_model(config)

@@ -8,13 +8,16 @@ from keras import ops
 
 from loczoo.decode.config import CHANNELS
 
-# Reference init: Kaiming-normal (fan in, ReLU gain) on every convolution.
-KAIMING = keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
-LINEAR_KAIMING = keras.initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal")
+
+def kaiming(gain: float = 2.0) -> keras.initializers.Initializer:
+    """Reference init: Kaiming-normal (fan in; gain 2 for ELU/ReLU layers, 1 for linear ones).
+    A fresh instance per layer: a Keras 3 initializer fixes its seed when it is constructed, so
+    one shared instance would give every same-shaped layer identical weights."""
+    return keras.initializers.VarianceScaling(gain, "fan_in", "untruncated_normal")
 
 
 def _conv(filters, kernel, name, activation="elu", **kwargs):
-    kwargs.setdefault("kernel_initializer", KAIMING)
+    kwargs.setdefault("kernel_initializer", kaiming())
     return keras.layers.Conv2D(filters, kernel, padding="same", activation=activation,
                                name=name, **kwargs)
 
@@ -82,7 +85,7 @@ def heads(features: int, config) -> keras.Model:
         x = _conv(features, 3, f"head_{name}_conv")(inputs)
         extra = {}
         if name == "p":
-            extra = {"kernel_initializer": LINEAR_KAIMING,
+            extra = {"kernel_initializer": kaiming(1.0),
                      "bias_initializer": keras.initializers.Constant(config.p_bias)}
         parts.append(_conv(channels, 1, f"head_{name}_out", activation=None, **extra)(x))
     raw = keras.layers.Concatenate(name="raw_outputs")(parts)
