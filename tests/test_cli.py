@@ -196,3 +196,24 @@ def test_train_from_a_tiff_stack_with_ground_truth(sim_stack, tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["norm_mean"] is not None and config["norm_std"] > 0
     assert not (tmp_path / "run.partial").exists()
+
+
+def test_train_init_continues_from_the_parents_configuration(tiny_run, tmp_path, capsys):
+    import json
+
+    child = tmp_path / "child"
+    code, _, err = run_cli(capsys, "train", "deep_storm", "--init", tiny_run, "--set",
+                           "learning_rate=0.0005", "--steps-per-epoch", "1", "--epochs", "1",
+                           "--validation-steps", "1", "--out", child, "--quiet")
+    assert code == 0, err
+    parent = json.loads((tiny_run / "config.json").read_text())
+    config = json.loads((child / "config.json").read_text())
+    # The parent's TINY architecture and data constants, with only the override changed.
+    assert config == {**parent, "learning_rate": 0.0005}
+    assert json.loads((child / "metadata.json").read_text())["initialised_from"] == str(tiny_run)
+
+    code, _, err = run_cli(capsys, "train", "deep_storm", "--init", tiny_run, "--config", "tiny",
+                           "--out", tmp_path / "other")
+    assert code == 2 and "exclude each other" in err and not (tmp_path / "other").exists()
+    code, _, err = run_cli(capsys, "train", "dsir", "--init", tiny_run, "--out", tmp_path / "x")
+    assert code == 2 and "is a deep_storm model, not dsir" in err

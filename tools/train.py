@@ -12,9 +12,10 @@ from loczoo.tools.common import import_tensorflow_quietly, standalone
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("entry", help="zoo entry name (see `loczoo list`)")
     parser.add_argument("--out", required=True, help="run folder to write")
-    parser.add_argument("--config", default="default",
+    parser.add_argument("--config",
                         help="starting configuration: default (the paper's), tiny (tests) or a "
-                             "variant the entry names (e.g. subpixel_dt: 2016)")
+                             "variant the entry names (e.g. subpixel_dt: 2016); with --init the "
+                             "parent's configuration")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set upsampling=4 (repeatable)")
     parser.add_argument("--data", default="sim",
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--validation-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init", help="start from these weights (preset or run folder)")
+    parser.add_argument("--init", help="start from this preset or run folder: its weights, its "
+                                       "configuration (plus --set) and its data constants")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
 
@@ -44,6 +46,23 @@ def load_training_data(stack_path: str, gt_path: str | None, pixel_size_nm: floa
                         pixel_size_nm=stack.pixel_size_nm)
 
 
+def parent_config(entry, init: str, config_name: str | None):
+    """The configuration of the preset or run folder that ``--init`` names: a continued or
+    fine-tuned model must keep its parent's architecture and data constants."""
+    from loczoo.bundle import resolve
+    from loczoo.config import load_json
+    from loczoo.errors import LoczooError
+    from loczoo.runfolder import CONFIG
+
+    if config_name is not None:
+        raise LoczooError("--config and --init exclude each other: --init starts from the "
+                          "parent's configuration (change it with --set)")
+    parent_entry, folder, _ = resolve(init)
+    if parent_entry.name != entry.name:
+        raise LoczooError(f"--init {init} is a {parent_entry.name} model, not {entry.name}")
+    return load_json(entry.config_cls, folder / CONFIG)
+
+
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from loczoo.config import named_config, with_overrides
@@ -53,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     prepare_output(args.out, args.overwrite)
     entry = get_entry(args.entry)
-    config = named_config(entry.config_cls, args.config)
+    if args.init is None:
+        config = named_config(entry.config_cls, args.config or "default")
+    else:
+        config = parent_config(entry, args.init, args.config)
     config = with_overrides(config, args.set)
     source = None
     description = "loczoo simulator (config.imaging)"
