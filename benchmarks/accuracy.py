@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from realdata import PICASSO, SETS, add_data_arguments, evaluate_set
+from realdata import PICASSO, add_data_arguments, evaluate_set
 
 
 def main() -> None:
@@ -35,9 +34,7 @@ def main() -> None:
           "Jaccard @100 nm (chance) | RMSE @100 nm | efficiency @250 | ms/frame | GFLOP/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
-        stack_rel, gt_rel = SETS[name]
-        data = Path(args.data)
-        row = evaluate_set(bundle, data / stack_rel, data / gt_rel, args.frames)
+        row = evaluate_set(bundle, name, args.data, args.frames)
         gflop = conv_flops(bundle.model, (*row["shape"], 1)) / 1e9
         a, b = row[250.0], row[100.0]
         print(f"| {name} | {bundle.entry.name} | {row['frames']} | {a['jaccard']:.3f} "
@@ -45,6 +42,8 @@ def main() -> None:
               f"({row['chance100']:.3f}) | {b['rmse_lateral']:.1f} | "
               f"{a['efficiency_lateral']:.1f} | {row['ms']:.1f} | "
               f"{gflop / (row['ms'] / 1000):.0f} |")
+        for note in row["notes"]:
+            print(f"note: {note}")
         for label, ji, rmse, ms in PICASSO.get(name, []):
             print(f"| {name} | {label} | 20 | {ji:.2f} | {rmse} | | | | {ms} | |")
 

@@ -16,7 +16,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from realdata import PICASSO, SETS, add_data_arguments, evaluate_set  # noqa: E402
+from realdata import BATCH, PICASSO, add_data_arguments, evaluate_set  # noqa: E402
 
 
 def default_models() -> list[str]:
@@ -36,16 +36,16 @@ def main() -> None:
     from loczoo.bundle import load_bundle
 
     bundles = [load_bundle(m) for m in (args.models or default_models())]
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, batch 8; chance = Jaccard "
-          f"of random positions at the same count; RMSE and efficiency at 250 nm")
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, batch {BATCH}; chance = "
+          f"Jaccard of random positions at the same count; RMSE and efficiency at 250 nm")
     print("| data | method | Jaccard @250 nm (chance) | Jaccard @100 nm (chance) | RMSE nm | "
           "efficiency | ms/frame | parameters |")
     print("|---|---|---|---|---|---|---|---|")
+    notes = []
     for name in args.sets:
-        stack_rel, gt_rel = SETS[name]
         for bundle in bundles:
-            row = evaluate_set(bundle, os.path.join(args.data, stack_rel),
-                               os.path.join(args.data, gt_rel), args.frames)
+            row = evaluate_set(bundle, name, args.data, args.frames)
+            notes += [f"{name}, {bundle.source}: {note}" for note in row["notes"]]
             a, b = row[250.0], row[100.0]
             print(f"| {name} | {bundle.source} | {a['jaccard']:.3f} ({row['chance250']:.3f}) | "
                   f"{b['jaccard']:.3f} ({row['chance100']:.3f}) | {a['rmse_lateral']:.1f} | "
@@ -54,6 +54,8 @@ def main() -> None:
             sys.stdout.flush()
         for label, ji, rmse, ms in PICASSO.get(name, []):
             print(f"| {name} | {label} | {ji:.2f} | | {rmse} | | {ms} | |")
+    for note in notes:
+        print(f"\nnote: {note}")
 
 
 if __name__ == "__main__":

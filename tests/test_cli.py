@@ -217,3 +217,15 @@ def test_train_init_continues_from_the_parents_configuration(tiny_run, tmp_path,
     assert code == 2 and "exclude each other" in err and not (tmp_path / "other").exists()
     code, _, err = run_cli(capsys, "train", "dsir", "--init", tiny_run, "--out", tmp_path / "x")
     assert code == 2 and "is a deep_storm model, not dsir" in err
+
+
+def test_localize_camera_option(sim_stack, tiny_run, tmp_path, capsys):
+    stack, _ = sim_stack
+    out = tmp_path / "locs.csv"
+    code, _, err = run_cli(capsys, "localize", stack, "--out", out, "--model", tiny_run,
+                           "--camera", "baseline_adu=500", "--quiet")
+    assert code == 0 and "normalises each frame; --camera has no effect" in err
+    code, _, err = run_cli(capsys, "localize", stack, "--out", tmp_path / "b.csv", "--model",
+                           tiny_run, "--camera", "offset=500")
+    assert code == 2 and "no field 'offset'" in err and not (tmp_path / "b.csv").exists()
+    assert len(err.strip().splitlines()) == 1

@@ -147,6 +147,52 @@ def test_stack_forward_equals_the_window_model(tiny):
                                atol=1e-4)
 
 
+def test_another_camera_gives_the_same_outputs_for_the_same_photons(tiny):
+    """``with_camera`` rebuilds the ADU -> photons step: frames of the same photons from an
+    sCMOS at 1 ADU per photon, offset 500, give the outputs of the training camera's frames."""
+    from loczoo.bundle import ModelBundle
+    from loczoo.registry import get_entry
+
+    config, model = tiny
+    bundle = ModelBundle(entry=get_entry("decode"), config=config, model=model, metadata={},
+                         source="tiny")
+    cam = config.imaging.camera
+    photons = np.random.default_rng(2).gamma(2.0, 60.0, (4, 16, 16)).astype(np.float32)
+    training_adu = photons / cam.photons_per_adu + cam.baseline_adu
+    other = bundle.with_camera(["qe=1", "e_per_adu=1", "em_gain=null", "baseline_adu=500"])
+    assert other.config.imaging.camera.baseline_adu == 500 and other.model is not model
+    expected = np.concatenate([o for _, o in bundle.predict_batches(training_adu, 4)])
+    got = np.concatenate([o for _, o in other.predict_batches(photons + 500, 4)])
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    # Without the camera the same frames read as a very different signal.
+    wrong = np.concatenate([o for _, o in bundle.predict_batches(photons + 500, 4)])
+    assert np.abs(wrong - expected).max() > 0.01
+
+
+def test_domain_notes_flag_a_background_outside_the_training_range(tiny):
+    from loczoo.bundle import ModelBundle
+    from loczoo.registry import get_entry
+
+    config, model = tiny
+    bundle = ModelBundle(entry=get_entry("decode"), config=config, model=model, metadata={},
+                         source="tiny")
+    cam = config.imaging.camera
+    low, high = config.imaging.background_photons
+    rng = np.random.default_rng(3)
+
+    def stack(background_photons):
+        return rng.poisson(background_photons, (3, 16, 16)) / cam.photons_per_adu + cam.baseline_adu
+
+    assert bundle.domain_notes(stack((low + high) / 2)) == []
+    notes = bundle.domain_notes(stack(20 * high))
+    assert len(notes) == 1 and "outside its training range" in notes[0]
+    estimate = float(notes[0].split("about ")[1].split(" photons/pixel")[0])
+    assert estimate == pytest.approx(20 * high, rel=0.02)
+    # The same frames read with their own camera (ten times more photons per ADU) are bright.
+    brighter = bundle.with_camera([f"e_per_adu={10 * cam.e_per_adu}"])
+    assert brighter.domain_notes(stack((low + high) / 2)) != []
+
+
 def test_windows_repeat_the_stack_ends():
     frames = np.arange(3)[:, None, None] * np.ones((3, 4, 4), np.float32)
     w = np.asarray(preprocess(frames))

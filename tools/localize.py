@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera pixel size in nm (default: from the TIFF, else the model's)")
     parser.add_argument("--threshold", type=float,
                         help="detection threshold (default: the one stored with the model)")
+    parser.add_argument("--camera", action="append", default=[], metavar="KEY=VALUE",
+                        help="the stack's camera where it differs from the model's training "
+                             "camera, e.g. --camera baseline_adu=500 --camera e_per_adu=1 "
+                             "(fields: qe, em_gain, e_per_adu, baseline_adu; used by models "
+                             "that read the camera, such as DECODE; repeatable)")
     parser.add_argument("--render", metavar="IMAGE",
                         help="also write a super-resolved image (.png or .tif)")
     parser.add_argument("--render-pixel", type=float, default=10.0, help="nm (default 10)")
@@ -48,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     if bundle.entry.task != "localization":
         raise LoczooError(f"{args.model} is a {bundle.entry.task} model, not a localization one")
+    bundle = bundle.with_camera(args.camera)
+    if args.camera and not bundle.entry.reads_camera:
+        print(f"note: {bundle.entry.name} normalises each frame; --camera has no effect",
+              file=sys.stderr)
     if args.threshold is not None:
         bundle.config = replace(bundle.config, threshold=args.threshold)
     pixel_size = stack.pixel_size_nm
@@ -55,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         pixel_size = bundle.config.imaging.pixel_size_nm
         print(f"note: {args.stack} has no pixel size; using the model's {pixel_size:g} nm "
               f"(set --pixel-size)", file=sys.stderr)
+    for note in bundle.domain_notes(stack.frames):
+        print(f"warning: {note}", file=sys.stderr)
     n, height, width = stack.frames.shape
     start = time.time()
     locs = bundle.localize(stack.frames, pixel_size_nm=pixel_size, batch_size=args.batch_size,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from loczoo import runfolder
-from loczoo.config import load_json
+from loczoo.config import load_json, with_overrides
 from loczoo.errors import LoczooError
 from loczoo.registry import KNOWN_ENTRIES, ZooEntry, get_entry
 from loczoo.smlm.localizations import Localizations
@@ -63,6 +63,40 @@ class ModelBundle:
             if progress is not None:
                 progress(min(start + batch_size, n), n)
         return Localizations.concatenate(tables)
+
+    def domain_notes(self, frames) -> list[str]:
+        """Warnings when a stack lies outside what a camera-reading model was trained on: its
+        background (the median of each frame, in photons by the model's camera) is compared
+        with the simulator's training range."""
+        if not self.entry.reads_camera or frames.size == 0:
+            return []
+        imaging = self.config.imaging
+        camera = imaging.camera
+        medians = np.median(np.asarray(frames, np.float32).reshape(len(frames), -1), axis=1)
+        background = float(np.median(medians) - camera.baseline_adu) * camera.photons_per_adu
+        low, high = imaging.background_photons
+        high *= 1.0 + imaging.background_field_fraction
+        if low / 2 <= background <= 2 * high:
+            return []
+        return [f"the stack's background is about {background:.0f} photons/pixel by the model's "
+                f"camera (baseline {camera.baseline_adu:g} ADU, {camera.photons_per_adu:.4g} "
+                f"photons/ADU), outside its training range {low:g}-{high:g}: results are "
+                f"unreliable; give the stack's camera with --camera, or fine-tune for these "
+                f"conditions"]
+
+    def with_camera(self, overrides: list[str]) -> ModelBundle:
+        """This model for frames from another camera: ``["baseline_adu=500", "e_per_adu=1",
+        ...]`` change the training camera (``config.imaging.camera``). Entries that turn ADU
+        into photons inside the network (``entry.reads_camera``) are rebuilt with it and keep
+        their weights; the others normalise each frame, so they are returned unchanged."""
+        camera = with_overrides(self.config.imaging.camera, overrides)  # checks the keys
+        if not overrides or not self.entry.reads_camera:
+            return self
+        config = replace(self.config, imaging=replace(self.config.imaging, camera=camera))
+        model = self.entry.build_model(config)
+        model.set_weights(self.model.get_weights())
+        return ModelBundle(entry=self.entry, config=config, model=model, metadata=self.metadata,
+                           source=f"{self.source}, camera {' '.join(overrides)}")
 
 
 def resolve(name_or_path: str) -> tuple[ZooEntry, Path, str]:

@@ -39,6 +39,9 @@ class ZooEntry:
         faster for whole stacks; None means the model itself.
     describe_targets(targets, config, height, width) -> Localizations: the ground truth in a
         batch of targets, for entries whose targets are not maps on the output grid.
+    reads_camera: the network turns ADU into photons with ``config.imaging.camera``, so data
+        from another camera needs that camera (``ModelBundle.with_camera``); False for entries
+        that normalise each frame.
     """
 
     name: str
@@ -57,6 +60,7 @@ class ZooEntry:
     frame_context: int = 0
     make_forward: Callable | None = None
     describe_targets: Callable | None = None
+    reads_camera: bool = False
 
     def optimizer(self, config):
         import keras

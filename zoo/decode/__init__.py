@@ -33,4 +33,5 @@ ENTRY = register(ZooEntry(
     frame_context=FRAME_CONTEXT,
     make_forward=consecutive_windows_forward,
     describe_targets=describe_targets,
+    reads_camera=True,
 ))

@@ -94,12 +94,10 @@ def heads(features: int, config) -> keras.Model:
 
 
 def adu_to_network_input(config) -> keras.layers.Rescaling:
-    """ADU -> photons (the camera's inverse: (ADU - baseline) x e_per_adu / gain / qe) ->
-    (photons - input_offset) / input_scale, as one affine layer so exports take camera
-    frames."""
+    """ADU -> photons (the camera's inverse) -> (photons - input_offset) / input_scale, as one
+    affine layer so exports take camera frames."""
     camera = config.imaging.camera
-    gain = camera.em_gain or 1.0
-    per_adu = camera.e_per_adu / gain / camera.qe
+    per_adu = camera.photons_per_adu
     scale = per_adu / config.input_scale if config.input_scale else 1.0
     offset = -(camera.baseline_adu * per_adu + config.input_offset) / (config.input_scale or 1.0)
     return keras.layers.Rescaling(scale, offset, name="to_network_units")

@@ -67,6 +67,11 @@ class CameraConfig:
                 f"camera spurious_charge_e must be >= 0, got {self.spurious_charge_e}")
 
     @property
+    def photons_per_adu(self) -> float:
+        """The mean conversion back to photons: (ADU - baseline) x photons_per_adu."""
+        return self.e_per_adu / (self.em_gain or 1.0) / self.qe
+
+    @property
     def excess_noise_factor(self) -> float:
         return 1.0 if self.em_gain is None else 2.0
 
