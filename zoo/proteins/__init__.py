@@ -1,0 +1,1 @@
+"""Protein subcellular localization: the cell-pattern simulator."""
