@@ -1,0 +1,1 @@
+"""PLCNN: protein subcellular localization classification."""
