@@ -1,5 +1,6 @@
 """PLCNN: the network's structure (parameter count by hand), inputs of any channel count and
-intensity scale, and refused configurations."""
+intensity scale, refused configurations; the data pipeline (resizing, augmentation,
+class-balanced batches, stratified folds)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import pytest
 from loczoo.errors import LoczooError
 from loczoo.plcnn.config import PLCNNConfig
 from loczoo.plcnn.model import build_model
+from loczoo.plcnn.pipeline import (
+    LabelledImages,
+    augment,
+    fit_to_square,
+    make_dataset,
+    stratified_folds,
+)
 
 
 def expected_parameters(f: int, k: int, channels: int, classes: int, thumbnail: bool) -> int:
@@ -65,3 +73,94 @@ def test_outputs_are_probabilities_independent_of_intensity_scale():
 def test_bad_configs_are_refused(kw):
     with pytest.raises(LoczooError):
         PLCNNConfig(**kw)
+
+
+# --- data: resizing, augmentation, balanced batches, folds -------------------------------
+
+
+def test_fit_to_square_keeps_aspect_and_pads_with_the_background():
+    image = np.full((40, 80, 1), 10.0, np.float32)
+    image[10:30, 20:40] = 500.0  # a 20 x 20 square
+    out = fit_to_square(image, 32)
+    assert out.shape == (32, 32, 1)
+    # 80 -> 32: scale 0.4; the 40 rows become 16, centred (8 rows of padding above and below).
+    np.testing.assert_array_equal(out[:8], 10.0)
+    np.testing.assert_array_equal(out[-8:], 10.0)
+    bright = np.argwhere(out[..., 0] > 255)
+    assert np.ptp(bright[:, 0]) == np.ptp(bright[:, 1])  # still a square
+    assert np.allclose(fit_to_square(np.full((7, 5, 2), 3.0), 32), 3.0)
+
+
+def test_augment_applies_one_of_the_eight_symmetries():
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).normal(size=(64, 6, 6, 1)).astype(np.float32)
+    out = np.asarray(augment(tf.constant(images), tf.constant([1, 2], tf.int64)))
+    seen = set()
+    for a, b in zip(images, out):
+        transforms = [np.rot90(np.flip(a, 1) if f else a, k, axes=(0, 1))
+                      for f in (0, 1) for k in range(4)]
+        hits = [i for i, t in enumerate(transforms) if np.array_equal(t, b)]
+        assert hits
+        seen.add(hits[0])
+    assert len(seen) == 8
+    again = np.asarray(augment(tf.constant(images), tf.constant([1, 2], tf.int64)))
+    np.testing.assert_array_equal(out, again)
+
+
+def test_simulated_batches_are_balanced_and_split():
+    config = PLCNNConfig.tiny(batch_size=16, channels=2)
+    x, y = next(iter(make_dataset(config, "train", seed=0)))
+    assert x.shape == (16, 32, 32, 2) and np.bincount(np.asarray(y), minlength=8).min() == 2
+    x2, _ = next(iter(make_dataset(config, "train", seed=0)))
+    xv, _ = next(iter(make_dataset(config, "validation", seed=0)))
+    np.testing.assert_array_equal(x, x2)
+    assert not np.array_equal(x, xv)
+
+
+def _unbalanced(n0=90, n1=10, size=32):
+    rng = np.random.default_rng(1)
+    images = rng.normal(100, 5, (n0 + n1, size, size, 1)).astype(np.float32)
+    labels = np.array([0] * n0 + [1] * n1)
+    names = tuple(f"im{i}.tif" for i in range(len(labels)))
+    return LabelledImages(images, labels, ("a", "b"), names)
+
+
+def test_training_batches_are_class_balanced_and_validation_is_the_data_once():
+    source = _unbalanced()
+    config = PLCNNConfig.tiny(class_names=("a", "b"), batch_size=10)
+    labels = np.concatenate([np.asarray(y) for _, y in
+                             make_dataset(config, "train", source=source).take(40)])
+    assert 0.42 < labels.mean() < 0.58  # 10 % of the data, half of the batches
+    val = list(make_dataset(config, "validation", source=source))
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in val]), source.images)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in val]), source.labels)
+
+
+def test_bad_sources_are_refused():
+    source = _unbalanced()
+    with pytest.raises(LoczooError, match="classes"):
+        make_dataset(PLCNNConfig.tiny(), "train", source=source)
+    with pytest.raises(LoczooError, match="the model takes"):
+        make_dataset(PLCNNConfig.tiny(class_names=("a", "b"), input_size=64), "train",
+                     source=source)
+    images = source.images.copy()
+    images[3, 0, 0, 0] = np.nan
+    with pytest.raises(LoczooError, match="im3.tif"):
+        LabelledImages(images, source.labels, ("a", "b"), source.names)
+    with pytest.raises(LoczooError, match="cannot draw"):
+        make_dataset(PLCNNConfig.tiny(class_names=("a", "b")), "train")
+
+
+def test_stratified_folds_partition_each_class_evenly():
+    labels = np.array([0] * 23 + [1] * 10 + [2] * 7)
+    folds = stratified_folds(labels, 5, seed=0)
+    joined = np.concatenate(folds)
+    np.testing.assert_array_equal(np.sort(joined), np.arange(40))
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    for c, n in enumerate(np.bincount(labels)):
+        per_fold = [np.sum(labels[f] == c) for f in folds]
+        assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == n
+    assert [list(f) for f in folds] == [list(f) for f in stratified_folds(labels, 5, seed=0)]
+    with pytest.raises(LoczooError, match="at least 10 images per class"):
+        stratified_folds(labels, 10, seed=0)

@@ -1,0 +1,157 @@
+"""PLCNN data: labelled images from the cell-pattern simulator or from a user's data set, resized
+to the network's input, augmented by 90-degree rotations and flips, in class-balanced batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from loczoo.errors import LoczooError
+from loczoo.proteins.simulate import PATTERNS, CellImagingConfig, balanced_labels, simulate_cells
+from loczoo.smlm.pipeline import split_seed
+
+
+@dataclass
+class LabelledImages:
+    """A classification data set in memory: ``images`` [N, S, S, C] float32 (already at the
+    network's input size, see ``fit_to_square``), ``labels`` [N] (indices into
+    ``class_names``) and a ``names`` entry per image (file names, for reports)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self):
+        self.images = np.asarray(self.images, np.float32)
+        self.labels = np.asarray(self.labels, np.int32)
+        if self.images.ndim != 4 or len(self.images) != len(self.labels) != len(self.names):
+            raise LoczooError(f"labelled images need images [N, S, S, C] with a label and a name "
+                              f"each; got {self.images.shape}, {len(self.labels)} labels and "
+                              f"{len(self.names)} names")
+        if len(self.labels) and (self.labels.min() < 0
+                                 or self.labels.max() >= len(self.class_names)):
+            raise LoczooError(f"labels must lie in 0..{len(self.class_names) - 1}")
+        if not np.all(np.isfinite(self.images)):
+            bad = [n for n, im in zip(self.names, self.images) if not np.all(np.isfinite(im))]
+            raise LoczooError(f"images contain NaN or infinite values: {', '.join(bad[:5])}")
+
+    def subset(self, indices) -> LabelledImages:
+        indices = np.asarray(indices, int)
+        return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
+                              tuple(self.names[i] for i in indices))
+
+
+def fit_to_square(image: np.ndarray, size: int) -> np.ndarray:
+    """One image [H, W, C] of any size -> [size, size, C]: scaled (area-averaging when
+    shrinking, bilinear when enlarging) so that its longer side is ``size``, keeping the aspect
+    ratio, then centred on a square padded with the image's median (its background), so that no
+    edge of zeros appears after the network's per-image z-score."""
+    image = np.asarray(image, np.float32)
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    method = "area" if scale < 1 else "bilinear"
+    resized = tf.image.resize(image, [new_h, new_w], method=method).numpy()
+    out = np.empty((size, size, image.shape[2]), np.float32)
+    out[...] = np.median(image.reshape(-1, image.shape[2]), axis=0)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[top:top + new_h, left:left + new_w] = resized
+    return out
+
+
+def cell_imaging(config) -> CellImagingConfig:
+    """The simulator settings for a PLCNN config: its input size, a DNA channel when it takes
+    two channels, and its class names as the patterns."""
+    unknown = [c for c in config.class_names if c not in PATTERNS]
+    if unknown or config.channels > 2:
+        raise LoczooError(f"the cell-pattern simulator draws 1 or 2 channels of the patterns "
+                          f"{', '.join(PATTERNS)}; this config has {config.channels} channels "
+                          f"and the classes {', '.join(unknown)} it cannot draw")
+    return CellImagingConfig(size=config.input_size, dna_channel=config.channels == 2,
+                             patterns=tuple(config.class_names))
+
+
+def augment(images, seed):
+    """A random 90-degree rotation and a random left-right flip per image (the 8 symmetries of
+    the square; a cell has no preferred orientation)."""
+    s = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    k = tf.random.stateless_uniform([tf.shape(images)[0]], s[0], 0, 4, dtype=tf.int32)
+    flip = tf.random.stateless_uniform([tf.shape(images)[0]], s[1]) < 0.5
+
+    def one(args):
+        image, turns, mirrored = args
+        image = tf.image.rot90(image, turns)
+        return tf.cond(mirrored, lambda: tf.image.flip_left_right(image), lambda: image)
+
+    return tf.map_fn(one, (images, k, flip), fn_output_signature=images.dtype)
+
+
+def make_dataset(config, split: str, source: LabelledImages | None = None,
+                 seed: int = 0) -> tf.data.Dataset:
+    """(images [B, S, S, C], labels [B]) batches. Without ``source``: endless simulated batches
+    with every class equally often. With ``source``: training batches drawn class-balanced
+    (each class equally likely, whatever its size) and augmented, endlessly; the validation
+    split is ``source`` once, in order, unaugmented."""
+    base = split_seed(split, seed)
+    b = config.batch_size
+    if source is None:
+        imaging = cell_imaging(config)
+
+        def simulated(i):
+            s = tf.stack([base, i])
+            labels = balanced_labels(b, config.n_classes, s)
+            return simulate_cells(s, labels, imaging)["images"], labels
+
+        return tf.data.Dataset.range(2**62).map(simulated, num_parallel_calls=tf.data.AUTOTUNE)
+
+    check_source(config, source)
+    if split == "validation":
+        return tf.data.Dataset.from_tensor_slices((source.images, source.labels)).batch(b)
+    per_class = []
+    for label in range(config.n_classes):
+        members = np.flatnonzero(source.labels == label)
+        if len(members) == 0:
+            continue  # a fold without this class: sample the others
+        per_class.append(tf.data.Dataset.from_tensor_slices(
+            (source.images[members], source.labels[members]))
+            .shuffle(len(members), seed=seed + label).repeat())
+    balanced = tf.data.Dataset.sample_from_datasets(per_class, seed=seed,
+                                                    rerandomize_each_iteration=True)
+    batches = balanced.batch(b, drop_remainder=True).enumerate()
+    return batches.map(lambda i, xy: (augment(xy[0], tf.stack([base, i])), xy[1]))
+
+
+def check_source(config, source: LabelledImages) -> None:
+    """A data set fits a config when its classes and image shape match."""
+    expected = (config.input_size, config.input_size, config.channels)
+    if tuple(source.class_names) != tuple(config.class_names):
+        raise LoczooError(f"the data's classes {list(source.class_names)} differ from the "
+                          f"model's {list(config.class_names)}")
+    if source.images.shape[1:] != expected:
+        raise LoczooError(f"images are {source.images.shape[1:]}, the model takes {expected}")
+    if len(source.labels) == 0:
+        raise LoczooError("the data set has no images")
+
+
+def stratified_folds(labels, folds: int, seed: int) -> list[np.ndarray]:
+    """Indices of ``folds`` test folds for k-fold cross-validation: each class is shuffled and
+    dealt round-robin, so every fold holds each class in proportion (within one image)."""
+    labels = np.asarray(labels)
+    if folds < 2:
+        raise LoczooError(f"cross-validation needs at least 2 folds, got {folds}")
+    counts = np.bincount(labels)
+    if counts[counts > 0].min() < folds:
+        raise LoczooError(f"{folds} folds need at least {folds} images per class; the "
+                          f"smallest class has {counts[counts > 0].min()}")
+    rng = np.random.default_rng(seed)
+    members = [[] for _ in range(folds)]
+    offset = 0
+    for label in np.flatnonzero(counts):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        for j, i in enumerate(idx):
+            members[(j + offset) % folds].append(i)
+        offset += len(idx)  # continue dealing where the last class stopped: balanced sizes
+    return [np.sort(np.asarray(m, int)) for m in members]
