@@ -31,9 +31,12 @@ def test_dataset_matches_model_and_one_step_trains(setup):
     model = entry.build_model(config)
     x, y = next(iter(entry.make_dataset(config, "train", seed=0)))
     out = model(x)
-    up = config.upsampling
-    assert tuple(out.shape[:3]) == (x.shape[0], x.shape[1] * up, x.shape[2] * up)
-    if entry.describe_targets is None:  # targets are maps on the output grid
+    if entry.task == "classification":  # class probabilities for integer labels
+        assert out.shape == (x.shape[0], config.n_classes) and y.shape == (x.shape[0],)
+    else:
+        up = config.upsampling
+        assert tuple(out.shape[:3]) == (x.shape[0], x.shape[1] * up, x.shape[2] * up)
+    if entry.task == "localization" and entry.describe_targets is None:  # maps on the grid
         assert out.shape == y.shape
     assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
     loss_fn = entry.make_loss(config)
@@ -52,6 +55,8 @@ def test_patches_from_real_frames_align_with_their_targets(setup):
     from loczoo.smlm.trainingdata import TrainingData
 
     entry, config = setup
+    if entry.task != "localization":
+        pytest.skip("classification entry (its data sets: tests/test_plcnn.py)")
     config = replace(config, batch_size=8)
     rng = np.random.default_rng(0)
     n, size = 10, 10  # 8 px patches: most crops contain the emitter

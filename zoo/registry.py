@@ -12,7 +12,7 @@ from typing import Literal
 from loczoo.errors import LoczooError
 
 # Entry folders under loczoo/, imported on first use so that ``import loczoo`` stays light.
-KNOWN_ENTRIES = ("deep_storm", "deepcel0", "dsir", "subpixel_dt", "decode")
+KNOWN_ENTRIES = ("deep_storm", "deepcel0", "dsir", "subpixel_dt", "decode", "plcnn")
 
 _REGISTRY: dict[str, "ZooEntry"] = {}
 

@@ -1,1 +1,29 @@
-"""PLCNN: protein subcellular localization classification."""
+"""PLCNN: protein subcellular localization classification with a two-stream CNN (Tahir, Anwar,
+Mian, Neural Comput Appl 2021)."""
+
+import keras
+
+from loczoo.plcnn.config import PLCNNConfig
+from loczoo.plcnn.model import build_model
+from loczoo.plcnn.pipeline import make_dataset, prepare_config, preprocess
+from loczoo.registry import ZooEntry, register
+
+
+def make_loss(config):
+    """Cross-entropy of the softmax probabilities against integer labels."""
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+ENTRY = register(ZooEntry(
+    name="plcnn",
+    task="classification",
+    description=("PLCNN: residual and plain streams with three cross-stream concatenations, "
+                 "protein subcellular localization classes"),
+    config_cls=PLCNNConfig,
+    build_model=build_model,
+    make_loss=make_loss,
+    make_dataset=make_dataset,
+    prepare_config=prepare_config,
+    preprocess=preprocess,
+    postprocess=None,
+))

@@ -3,7 +3,7 @@ to the network's input, augmented by 90-degree rotations and flips, in class-bal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -60,6 +60,31 @@ def fit_to_square(image: np.ndarray, size: int) -> np.ndarray:
     top, left = (size - new_h) // 2, (size - new_w) // 2
     out[top:top + new_h, left:left + new_w] = resized
     return out
+
+
+def prepare_config(config, source: LabelledImages | None = None, seed: int = 0,
+                   batches: int = 0):
+    """Training on a data set takes its class names and channel count."""
+    if source is None:
+        return config
+    return replace(config, class_names=tuple(source.class_names),
+                   channels=int(source.images.shape[-1]))
+
+
+def preprocess(images, config) -> np.ndarray:
+    """Images [N, H, W] or [N, H, W, C] (or a list of differently sized [H, W(, C)] arrays)
+    -> the network's input [N, S, S, C] via ``fit_to_square``."""
+    out = []
+    for image in images:
+        image = np.asarray(image, np.float32)
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3 or image.shape[-1] != config.channels:
+            raise LoczooError(f"images must be [H, W] or [H, W, {config.channels}] for this "
+                              f"model, got {image.shape}")
+        out.append(fit_to_square(image, config.input_size))
+    return np.stack(out) if out else np.zeros((0, config.input_size, config.input_size,
+                                               config.channels), np.float32)
 
 
 def cell_imaging(config) -> CellImagingConfig:
