@@ -164,3 +164,51 @@ def test_stratified_folds_partition_each_class_evenly():
     assert [list(f) for f in folds] == [list(f) for f in stratified_folds(labels, 5, seed=0)]
     with pytest.raises(LoczooError, match="at least 10 images per class"):
         stratified_folds(labels, 10, seed=0)
+
+
+# --- Grad-CAM ----------------------------------------------------------------------------
+
+def test_grad_cam_by_hand_on_a_linear_model():
+    """Features = the image itself, score = softmax of w x mean(features): the gradient of the
+    class probability is uniform, so the map is the image scaled to a peak of 1."""
+    import keras
+
+    from loczoo.plcnn.gradcam import grad_cam
+
+    inputs = keras.Input((8, 8, 1))
+    feats = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones",
+                                name="feats")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(feats)
+    weights = keras.initializers.Constant([[1.0, -1.0]])
+    out = keras.layers.Dense(2, activation="softmax", kernel_initializer=weights,
+                             bias_initializer="zeros")(pooled)
+    model = keras.Model(inputs, out)
+    image = np.zeros((1, 8, 8, 1), np.float32)
+    image[0, 2, 5], image[0, 6, 1] = 4.0, 2.0
+    cam = grad_cam(model, image, layer_names=("feats",))
+    np.testing.assert_allclose(cam[0], image[0, ..., 0] / 4.0, atol=1e-6)
+    # Class 1's probability falls with the same features: nothing drives it.
+    np.testing.assert_allclose(grad_cam(model, image, [1], layer_names=("feats",)), 0.0)
+
+
+def test_grad_cam_on_plcnn_and_back_to_the_image():
+    from loczoo.plcnn.gradcam import grad_cam, overlay
+    from loczoo.plcnn.pipeline import square_to_image
+
+    config = PLCNNConfig.tiny()
+    model = build_model(config)
+    images = np.random.default_rng(0).gamma(2.0, 50.0, (2, 32, 32, 1)).astype(np.float32)
+    cam = grad_cam(model, images)
+    assert cam.shape == (2, 32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
+    back = square_to_image(cam[0], 20, 40)   # a 20 x 40 image sat in rows 8..24
+    assert back.shape == (20, 40)
+    rgb = overlay(np.ones((20, 40)), back)
+    assert rgb.shape == (20, 40, 3) and rgb.dtype == np.uint8
+
+
+def test_square_to_image_inverts_fit_to_square():
+    from loczoo.plcnn.pipeline import square_to_image
+
+    image = np.linspace(0, 1, 30 * 60, dtype=np.float32).reshape(30, 60, 1)
+    square = fit_to_square(image, 64)[..., 0]
+    np.testing.assert_allclose(square_to_image(square, 30, 60), image[..., 0], atol=0.02)

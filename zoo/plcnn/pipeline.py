@@ -44,22 +44,34 @@ class LabelledImages:
                               tuple(self.names[i] for i in indices))
 
 
+def square_placement(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where ``fit_to_square`` puts an image: (top, left, scaled height, scaled width)."""
+    scale = size / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return (size - new_h) // 2, (size - new_w) // 2, new_h, new_w
+
+
 def fit_to_square(image: np.ndarray, size: int) -> np.ndarray:
     """One image [H, W, C] of any size -> [size, size, C]: scaled (area-averaging when
     shrinking, bilinear when enlarging) so that its longer side is ``size``, keeping the aspect
     ratio, then centred on a square padded with the image's median (its background), so that no
     edge of zeros appears after the network's per-image z-score."""
     image = np.asarray(image, np.float32)
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    method = "area" if scale < 1 else "bilinear"
+    top, left, new_h, new_w = square_placement(*image.shape[:2], size)
+    method = "area" if new_h < image.shape[0] else "bilinear"
     resized = tf.image.resize(image, [new_h, new_w], method=method).numpy()
     out = np.empty((size, size, image.shape[2]), np.float32)
     out[...] = np.median(image.reshape(-1, image.shape[2]), axis=0)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
     out[top:top + new_h, left:left + new_w] = resized
     return out
+
+
+def square_to_image(square: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The inverse of ``fit_to_square`` for a map [S, S] on the network's input: the part
+    covering the image, resized back to [height, width]."""
+    top, left, new_h, new_w = square_placement(height, width, square.shape[0])
+    part = np.asarray(square, np.float32)[top:top + new_h, left:left + new_w, None]
+    return tf.image.resize(part, [height, width], method="bilinear").numpy()[..., 0]
 
 
 def prepare_config(config, source: LabelledImages | None = None, seed: int = 0,
