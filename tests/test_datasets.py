@@ -112,3 +112,29 @@ def test_smlm_simulated_is_deterministic_and_matches_the_simulator(tmp_path):
     np.testing.assert_allclose(first["emitters"]["x"], truth.x, rtol=1e-6)
     np.testing.assert_array_equal(first["emitters"]["frame"], truth.frame)
     assert first["frames"].shape == (2, 16, 16) and first["frames"].dtype == np.uint16
+
+
+def test_smlm_challenge_2013_layout(tmp_path):
+    import loczoo.datasets.smlm_challenge  # noqa: F401
+
+    root = tmp_path / "manual" / "2013_bundled_tubes_hd"
+    for i in range(3):
+        _tif(root / "sequence" / f"{i + 1:05d}.tif", 100 + i, (12, 10))
+    (root / "activations.csv").write_text(
+        "Ground-truth,frame,xnano,ynano,znano,intensity\n"
+        "1,1,150.5,250.0,0,1200\n2,3,310.0,90.0,0,800\n3,3,505.0,705.0,0,950\n")
+    builder = _build("smlm_challenge/2013_bundled_tubes_hd", tmp_path / "data",
+                     tmp_path / "manual")
+    examples = sorted(tfds.as_numpy(builder.as_dataset(split="train")),
+                      key=lambda e: e["frame"])
+    assert [int(e["frame"]) for e in examples] == [1, 2, 3]
+    assert examples[1]["image"].shape == (12, 10) and examples[1]["image"][0, 0] == 101
+    assert len(examples[1]["emitters"]["x"]) == 0
+    np.testing.assert_allclose(examples[2]["emitters"]["x"], [310.0, 505.0])
+    np.testing.assert_allclose(examples[0]["emitters"]["photons"], [1200.0])
+
+    bad = tmp_path / "manual2" / "2016_mt0_n1_ld_2d"
+    _tif(bad / "a.tif", 1)
+    _tif(bad / "b.tif", 1)
+    with pytest.raises(LoczooError, match="found 2 TIFF files"):
+        _build("smlm_challenge/2016_mt0_n1_ld_2d", tmp_path / "d2", tmp_path / "manual2")
