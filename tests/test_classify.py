@@ -80,3 +80,68 @@ def test_classify_refuses_bad_input(plcnn_run, images, tmp_path, capsys):
     assert code == 2 and "not a classifier" in err and not out.exists()
     code, _, err = run_cli(capsys, "classify", tmp_path / "nope.tif", "--out", out)
     assert code == 2 and "does not exist" in err
+
+
+def _class_folders(root, per_class=4):
+    """Two classes drawn by the cell-pattern simulator, saved as 16-bit TIFFs of 40 x 48."""
+    from loczoo.proteins.simulate import CellImagingConfig, simulate_cells
+
+    labels = np.repeat([0, 1], per_class)
+    sim = simulate_cells([3, 4], labels, CellImagingConfig(size=48, patterns=("nucleus", "er")))
+    for i, (image, label) in enumerate(zip(np.asarray(sim["images"]), labels)):
+        folder = root / ("nucleus", "er")[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(folder / f"cell{i}.tif", image[4:44, :, 0].astype(np.uint16))
+    return root
+
+
+def test_train_cross_validation_on_class_folders(tmp_path, capsys):
+    import json
+
+    data = _class_folders(tmp_path / "cells")
+    out = tmp_path / "cv"
+    code, stdout, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--data", data,
+                                "--folds", "2", "--steps-per-epoch", "1", "--epochs", "1",
+                                "--out", out, "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion.csv", "confusion.png", "fold_01", "fold_02", "predictions.csv",
+        "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    confusion = np.array(summary["confusion"])
+    assert confusion.sum() == 8 and confusion.sum(axis=1).tolist() == [4, 4]
+    # Sorted class folders: "er" is class 0, "nucleus" class 1.
+    assert list(summary["per_class_accuracy"]) == ["er", "nucleus"]
+    predictions = list(csv.DictReader((out / "predictions.csv").open()))
+    assert sorted(int(r["fold"]) for r in predictions) == [1] * 4 + [2] * 4
+    fold_acc = [np.mean([r["true"] == r["predicted"] for r in predictions if r["fold"] == f])
+                for f in ("1", "2")]
+    np.testing.assert_allclose(summary["fold_accuracies"], fold_acc)
+    assert "2-fold cross-validation: accuracy" in stdout
+    config = json.loads((out / "fold_01" / "config.json").read_text())
+    assert config["class_names"] == ["er", "nucleus"] and config["channels"] == 1
+
+    code, _, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--folds", "2",
+                           "--out", tmp_path / "cv2")
+    assert code == 2 and "--folds needs a data set" in err
+    code, _, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--data", data,
+                           "--folds", "5", "--out", tmp_path / "cv3")
+    assert code == 2 and "5 folds need at least 5 images per class" in err
+    assert not (tmp_path / "cv3").exists() and not (tmp_path / "cv3.partial").exists()
+
+
+def test_train_from_tensorflow_datasets(tmp_path, capsys):
+    import json
+
+    code, _, err = run_cli(capsys, "train", "deep_storm", "--config", "tiny", "--data",
+                           "tfds:smlm_simulated/tiny", "--tfds-dir", tmp_path / "tfds",
+                           "--steps-per-epoch", "1", "--epochs", "1", "--validation-steps", "1",
+                           "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["data"] == "tfds:smlm_simulated/tiny"
+    code, _, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--data",
+                           "tfds:protein_localization/cho", "--tfds-dir", tmp_path / "tfds",
+                           "--out", tmp_path / "run2")
+    assert code == 2 and "cannot prepare tfds:protein_localization/cho" in err
+    assert len(err.strip().splitlines()) == 1

@@ -129,12 +129,24 @@ def _unbalanced(n0=90, n1=10, size=32):
 def test_training_batches_are_class_balanced_and_validation_is_the_data_once():
     source = _unbalanced()
     config = PLCNNConfig.tiny(class_names=("a", "b"), batch_size=10)
-    labels = np.concatenate([np.asarray(y) for _, y in
-                             make_dataset(config, "train", source=source).take(40)])
+    train = make_dataset(config, "train", source=source).take(40)
+    images = np.concatenate([np.asarray(x) for x, _ in train])
+    labels = np.concatenate([np.asarray(y) for _, y in train])
     assert 0.42 < labels.mean() < 0.58  # 10 % of the data, half of the batches
+    # Validation: a stratified tenth (9 + 1 images), once, in order, never seen in training.
     val = list(make_dataset(config, "validation", source=source))
-    np.testing.assert_array_equal(np.concatenate([x for x, _ in val]), source.images)
-    np.testing.assert_array_equal(np.concatenate([y for _, y in val]), source.labels)
+    held_out = np.concatenate([y for _, y in val])
+    assert len(held_out) == 10 and held_out.tolist() == sorted(held_out.tolist())
+    assert np.bincount(held_out).tolist() == [9, 1]
+    val_images = np.concatenate([x for x, _ in val])
+    seen = {im.tobytes() for im in images}
+    assert not any(np.rot90(w, k).tobytes() in seen
+                   for v in val_images for w in (v, np.flip(v, 1)) for k in range(4))
+    # Explicit validation indices (a cross-validation fold).
+    fold = LabelledImages(source.images, source.labels, source.class_names, source.names,
+                          validation=np.array([0, 95]))
+    val = list(make_dataset(config, "validation", source=fold))
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in val]), source.images[[0, 95]])
 
 
 def test_bad_sources_are_refused():
@@ -150,6 +162,9 @@ def test_bad_sources_are_refused():
         LabelledImages(images, source.labels, ("a", "b"), source.names)
     with pytest.raises(LoczooError, match="cannot draw"):
         make_dataset(PLCNNConfig.tiny(class_names=("a", "b")), "train")
+    lonely = LabelledImages(source.images[:11], source.labels[:11], ("a", "b"), source.names[:11])
+    with pytest.raises(LoczooError, match="b has fewer"):
+        make_dataset(PLCNNConfig.tiny(class_names=("a", "b")), "train", source=lonely)
 
 
 def test_stratified_folds_partition_each_class_evenly():
@@ -212,3 +227,18 @@ def test_square_to_image_inverts_fit_to_square():
     image = np.linspace(0, 1, 30 * 60, dtype=np.float32).reshape(30, 60, 1)
     square = fit_to_square(image, 64)[..., 0]
     np.testing.assert_allclose(square_to_image(square, 30, 60), image[..., 0], atol=0.02)
+
+
+def test_cross_validation_summary_by_hand():
+    from loczoo.plcnn.crossval import confusion_image, summarize
+
+    truth = [0, 0, 0, 1, 1, 2]
+    predicted = [0, 1, 0, 1, 1, 0]
+    s = summarize(truth, predicted, [0.5, 1.0, 0.75], ("a", "b", "c"))
+    assert s["confusion"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert s["per_class_accuracy"] == {"a": 2 / 3, "b": 1.0, "c": 0.0}
+    assert s["overall_accuracy"] == pytest.approx(4 / 6)
+    assert s["accuracy_mean"] == pytest.approx(0.75)
+    assert s["accuracy_std"] == pytest.approx(0.25)  # sample standard deviation
+    image = confusion_image(np.array(s["confusion"]), ("a", "b", "c"))
+    assert image.size[0] == image.size[1] > 3 * 44

@@ -4,7 +4,9 @@ with a ground-truth CSV, and write a run folder (config.json, model.weights.h5, 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from loczoo.tools.common import import_tensorflow_quietly, standalone
 
@@ -19,8 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set upsampling=4 (repeatable)")
     parser.add_argument("--data", default="sim",
-                        help="'sim' (the simulator, default) or a TIFF stack / folder of TIFFs")
+                        help="'sim' (the simulator, default); tfds:NAME/CONFIG (a "
+                             "tensorflow-datasets set, e.g. tfds:smlm_challenge/"
+                             "2013_bundled_tubes_hd or tfds:protein_localization/hela_2d); "
+                             "localization: a TIFF stack or folder of TIFFs (with --gt); "
+                             "classification: a folder with one subfolder of images per class")
+    parser.add_argument("--tfds-dir", help="tensorflow-datasets data_dir for --data tfds:... "
+                                           "(default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     parser.add_argument("--gt", help="ground-truth CSV for --data STACK")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="classification: stratified k-fold cross-validation with this many "
+                             "folds (one run folder per fold in --out, plus predictions, "
+                             "accuracy and confusion matrix)")
     parser.add_argument("--pixel-size", type=float, help="pixel size (nm) of --data STACK")
     parser.add_argument("--steps-per-epoch", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=100)
@@ -63,6 +75,58 @@ def parent_config(entry, init: str, config_name: str | None):
     return load_json(entry.config_cls, folder / CONFIG)
 
 
+def training_source(args, entry, config):
+    """(source, description) for ``--data``: None for the simulator, else TrainingData
+    (localization) or LabelledImages (classification)."""
+    from loczoo.datasets.loading import (
+        folder_images,
+        is_tfds_spec,
+        labelled_images,
+        smlm_training_data,
+    )
+    from loczoo.errors import LoczooError
+
+    if args.data == "sim":
+        return None, "loczoo simulator"
+    classify = entry.task == "classification"
+    if is_tfds_spec(args.data):
+        if classify:
+            return labelled_images(args.data, config.input_size, args.tfds_dir), args.data
+        return smlm_training_data(args.data, args.tfds_dir), args.data
+    if classify:
+        if args.gt:
+            raise LoczooError("--gt is for localization data; classification data sets are "
+                              "folders of class folders")
+        return folder_images(args.data, config.input_size, args.quiet), f"class folders {args.data}"
+    return (load_training_data(args.data, args.gt, args.pixel_size),
+            f"{args.data} with ground truth {args.gt}")
+
+
+def cross_validate_run(args, entry, config, source, description) -> int:
+    from loczoo.errors import LoczooError
+    from loczoo.plcnn.crossval import cross_validate
+
+    if entry.task != "classification":
+        raise LoczooError("--folds is for classification entries")
+    if source is None:
+        raise LoczooError("--folds needs a data set (--data FOLDER or tfds:NAME/CONFIG), not "
+                          "the simulator's endless stream")
+    if args.overwrite and Path(args.out).exists():
+        shutil.rmtree(args.out)
+    summary = cross_validate(entry, config, source, args.out, folds=args.folds,
+                             steps_per_epoch=args.steps_per_epoch, epochs=args.epochs,
+                             seed=args.seed, quiet=args.quiet, data_description=description,
+                             command=args.command_line)
+    print(f"{args.folds}-fold cross-validation: accuracy {100 * summary['accuracy_mean']:.1f} "
+          f"+/- {100 * summary['accuracy_std']:.1f} % (per fold: "
+          f"{', '.join(f'{100 * a:.1f}' for a in summary['fold_accuracies'])})")
+    print("| class | accuracy % |\n|---|---|")
+    for name, acc in summary["per_class_accuracy"].items():
+        print(f"| {name} | {100 * acc:.1f} |")
+    print(f"results: {args.out} (predictions.csv, confusion.csv, confusion.png, summary.json)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from loczoo.config import named_config, with_overrides
@@ -77,11 +141,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = parent_config(entry, args.init, args.config)
     config = with_overrides(config, args.set)
-    source = None
-    description = "loczoo simulator (config.imaging)"
-    if args.data != "sim":
-        source = load_training_data(args.data, args.gt, args.pixel_size)
-        description = f"{args.data} with ground truth {args.gt}"
+    source, description = training_source(args, entry, config)
+    if args.folds:
+        return cross_validate_run(args, entry, config, source, description)
     folder = train(entry, config, args.out, source=source, steps_per_epoch=args.steps_per_epoch,
                    epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
                    init=args.init, overwrite=args.overwrite, quiet=args.quiet,

@@ -33,6 +33,7 @@ class ZooEntry:
         numbered from 1 within the batch).
     presets: name -> Preset; ``default_preset`` names the one used when only the entry is given.
     make_optimizer(config) -> keras optimizer; None means Adam at ``config.learning_rate``.
+    make_metrics(config) -> list of keras metrics reported during training (e.g. accuracy).
     frame_context: frames on each side of a frame that ``preprocess`` needs (0: frames are
         independent); callers give it those frames and keep the inputs of the middle ones.
     make_forward(model, config) -> function equal to the model on ``preprocess`` output but
@@ -57,6 +58,7 @@ class ZooEntry:
     presets: Mapping[str, object] = field(default_factory=dict)
     default_preset: str | None = None
     make_optimizer: Callable | None = None
+    make_metrics: Callable | None = None
     frame_context: int = 0
     make_forward: Callable | None = None
     describe_targets: Callable | None = None

@@ -38,7 +38,8 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
         _, folder, _ = resolve(init)
         model.load_weights(folder / runfolder.WEIGHTS)
     optimizer = entry.optimizer(config)
-    model.compile(optimizer=optimizer, loss=entry.make_loss(config))
+    metrics = entry.make_metrics(config) if entry.make_metrics else None
+    model.compile(optimizer=optimizer, loss=entry.make_loss(config), metrics=metrics)
 
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

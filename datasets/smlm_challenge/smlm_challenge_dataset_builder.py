@@ -25,6 +25,7 @@ class ChallengeConfig(tfds.core.BuilderConfig):
     """``folder``: where the set is unpacked inside the manual directory."""
 
     folder: str = ""
+    pixel_size_nm: float = PIXEL_NM
 
 
 def _config(name: str, description: str) -> ChallengeConfig:

@@ -39,6 +39,10 @@ class SimulatedConfig(tfds.core.BuilderConfig):
     validation_examples: int = 8
     seed: int = 0
 
+    @property
+    def pixel_size_nm(self) -> float:
+        return self.imaging().pixel_size_nm
+
 
 CONFIGS = [
     SimulatedConfig(name="dense_2d", imaging=dense_2d_imaging,

@@ -26,4 +26,5 @@ ENTRY = register(ZooEntry(
     prepare_config=prepare_config,
     preprocess=preprocess,
     postprocess=None,
+    make_metrics=lambda config: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
 ))

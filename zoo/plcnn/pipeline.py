@@ -23,6 +23,7 @@ class LabelledImages:
     labels: np.ndarray
     class_names: tuple[str, ...]
     names: tuple[str, ...]
+    validation: np.ndarray | None = None  # indices held out for validation (None: 10 %)
 
     def __post_init__(self):
         self.images = np.asarray(self.images, np.float32)
@@ -42,6 +43,18 @@ class LabelledImages:
         indices = np.asarray(indices, int)
         return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
                               tuple(self.names[i] for i in indices))
+
+    def split(self, split: str, seed: int) -> LabelledImages:
+        """The images of a split: ``validation`` holds the ``validation`` indices (default: a
+        stratified tenth, or 1 / k of the data when the smallest class has k < 10 images),
+        ``train`` the rest."""
+        held_out = self.validation
+        if held_out is None:
+            smallest = np.bincount(self.labels, minlength=len(self.class_names)).min()
+            held_out = stratified_folds(self.labels, min(10, int(smallest)), seed)[0]
+        if split == "validation":
+            return self.subset(held_out)
+        return self.subset(np.setdiff1d(np.arange(len(self.labels)), held_out))
 
 
 def square_placement(height: int, width: int, size: int) -> tuple[int, int, int, int]:
@@ -129,9 +142,9 @@ def augment(images, seed):
 def make_dataset(config, split: str, source: LabelledImages | None = None,
                  seed: int = 0) -> tf.data.Dataset:
     """(images [B, S, S, C], labels [B]) batches. Without ``source``: endless simulated batches
-    with every class equally often. With ``source``: training batches drawn class-balanced
-    (each class equally likely, whatever its size) and augmented, endlessly; the validation
-    split is ``source`` once, in order, unaugmented."""
+    with every class equally often. With ``source`` (see ``LabelledImages.split``): training
+    batches drawn class-balanced (each class equally likely, whatever its size) and augmented,
+    endlessly; the validation split once, in order, unaugmented."""
     base = split_seed(split, seed)
     b = config.batch_size
     if source is None:
@@ -145,6 +158,7 @@ def make_dataset(config, split: str, source: LabelledImages | None = None,
         return tf.data.Dataset.range(2**62).map(simulated, num_parallel_calls=tf.data.AUTOTUNE)
 
     check_source(config, source)
+    source = source.split(split, seed)
     if split == "validation":
         return tf.data.Dataset.from_tensor_slices((source.images, source.labels)).batch(b)
     per_class = []
@@ -171,6 +185,11 @@ def check_source(config, source: LabelledImages) -> None:
         raise LoczooError(f"images are {source.images.shape[1:]}, the model takes {expected}")
     if len(source.labels) == 0:
         raise LoczooError("the data set has no images")
+    counts = np.bincount(source.labels, minlength=config.n_classes)
+    if counts.min() < 2:
+        empty = [c for c, n in zip(config.class_names, counts) if n < 2]
+        raise LoczooError(f"every class needs at least 2 images (one to validate on); "
+                          f"{', '.join(empty)} {'has' if len(empty) == 1 else 'have'} fewer")
 
 
 def stratified_folds(labels, folds: int, seed: int) -> list[np.ndarray]:
