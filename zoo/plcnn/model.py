@@ -14,13 +14,14 @@ class _Builder:
 
     def __init__(self, config):
         self.f, self.k = config.features, config.kernel_size
+        self.momentum = config.bn_momentum
 
     def conv(self, x, name, strides=1, activation=None, bn=False):
         x = keras.layers.Conv2D(self.f, self.k, strides=strides, padding="same",
                                 use_bias=not bn, kernel_initializer="he_normal",
                                 name=f"{name}_conv")(x)
         if bn:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=self.momentum, name=f"{name}_bn")(x)
         if activation:
             x = keras.layers.Activation(activation, name=f"{name}_relu")(x)
         return x
