@@ -9,7 +9,10 @@ from loczoo.bundle import load_bundle
 from loczoo.errors import LoczooError
 from loczoo.registry import KNOWN_ENTRIES, get_entry
 
-WITH_PRESETS = [name for name in KNOWN_ENTRIES if get_entry(name).default_preset]
+WITH_PRESETS = [name for name in KNOWN_ENTRIES if get_entry(name).default_preset
+                and get_entry(name).task == "localization"]
+CLASSIFIERS = [name for name in KNOWN_ENTRIES if get_entry(name).default_preset
+               and get_entry(name).task == "classification"]
 # |bias| limits in nm and Jaccard minima at 2500 photons: what each preset was measured to meet
 # (benchmarks/bias.py), with margin. The short-trained DeepCEL0 preset has learned a +1.7 to
 # +2.5 nm x offset, the distance-transform preset a -3 nm y offset and the DSIR preset a -3 nm x
@@ -47,6 +50,22 @@ def test_small_coordinate_bias_on_isolated_emitters(name):
     assert metrics["jaccard"] > JACCARD_MIN.get(name, 0.9)
     assert abs(metrics["bias_x"]) < limit and abs(metrics["bias_y"]) < limit
     assert metrics["rmse_lateral"] < 30.0
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_classifier_preset_on_held_out_synthetic_cells(name):
+    """The synthetic-cell preset on cells from seeds no training stream uses (its benchmark,
+    benchmarks/plcnn.py, measured the accuracy this limit comes from)."""
+    from loczoo.plcnn.pipeline import cell_imaging
+    from loczoo.proteins.simulate import balanced_labels, simulate_cells
+
+    bundle = load_bundle(name)
+    config = bundle.config
+    assert bundle.metadata["epochs_done"] > 0
+    labels = np.asarray(balanced_labels(48, config.n_classes, [5_551, 1]))
+    images = np.asarray(simulate_cells([5_551, 2], labels, cell_imaging(config))["images"])
+    predicted = np.asarray(bundle.model(images, training=False)).argmax(axis=1)
+    assert np.mean(predicted == labels) > 0.9
 
 
 def test_tampered_preset_is_refused(tmp_path, monkeypatch):

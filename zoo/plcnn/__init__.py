@@ -6,6 +6,7 @@ import keras
 from loczoo.plcnn.config import PLCNNConfig
 from loczoo.plcnn.model import build_model
 from loczoo.plcnn.pipeline import make_dataset, prepare_config, preprocess
+from loczoo.plcnn.presets import DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
 
 
@@ -26,5 +27,7 @@ ENTRY = register(ZooEntry(
     prepare_config=prepare_config,
     preprocess=preprocess,
     postprocess=None,
+    presets=PRESETS,
+    default_preset=DEFAULT_PRESET,
     make_metrics=lambda config: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
 ))
