@@ -29,7 +29,7 @@ def main() -> None:
 
     from loczoo.bundle import load_bundle
     from loczoo.plcnn.crossval import summarize
-    from loczoo.plcnn.pipeline import cell_imaging
+    from loczoo.plcnn.pipeline import cell_imaging, predict_probabilities
     from loczoo.proteins.simulate import balanced_labels, simulate_cells
 
     bundle = load_bundle(args.model)
@@ -38,9 +38,7 @@ def main() -> None:
     images = np.asarray(simulate_cells([HELD_OUT_SEED, 2], labels, cell_imaging(config))["images"])
     bundle.model(images[:args.batch_size], training=False)  # warm-up
     start = time.perf_counter()
-    predicted = np.concatenate([
-        np.asarray(bundle.model(images[i:i + args.batch_size], training=False)).argmax(1)
-        for i in range(0, len(images), args.batch_size)])
+    predicted = predict_probabilities(bundle.model, images, args.batch_size).argmax(axis=1)
     ms = 1000 * (time.perf_counter() - start) / len(images)
     s = summarize(labels, predicted, [np.mean(labels == predicted)], config.class_names)
     print(f"model: {bundle.source}; {args.images} synthetic cells of {config.input_size} px, "

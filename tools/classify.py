@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.errors import LoczooError
     from loczoo.outputs import atomic_path, prepare_output
     from loczoo.plcnn.gradcam import grad_cam, overlay
-    from loczoo.plcnn.pipeline import square_to_image
+    from loczoo.plcnn.pipeline import predict_probabilities, square_to_image
     from loczoo.progress import ProgressPrinter
     from loczoo.proteins.folders import read_image
 
@@ -79,15 +79,11 @@ def run(args: argparse.Namespace) -> int:
             raise LoczooError(f"image {path} has {image.shape[-1]} channels; the model takes "
                               f"{config.channels}")
     inputs = bundle.entry.preprocess(images, config)
-    progress = ProgressPrinter("classify", unit="images", quiet=args.quiet)
-    probabilities, cams = [], []
-    for start in range(0, len(inputs), args.batch_size):
-        batch = inputs[start:start + args.batch_size]
-        probabilities.append(np.asarray(bundle.model(batch, training=False)))
-        if args.explain:
-            cams.append(grad_cam(bundle.model, batch))
-        progress(min(start + args.batch_size, len(inputs)), len(inputs))
-    probabilities = np.concatenate(probabilities)
+    probabilities = predict_probabilities(
+        bundle.model, inputs, args.batch_size,
+        ProgressPrinter("classify", unit="images", quiet=args.quiet))
+    cams = [grad_cam(bundle.model, inputs[start:start + args.batch_size])
+            for start in range(0, len(inputs), args.batch_size)] if args.explain else []
 
     names = config.class_names
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as fh:

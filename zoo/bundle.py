@@ -66,13 +66,15 @@ class ModelBundle:
 
     def domain_notes(self, frames) -> list[str]:
         """Warnings when a stack lies outside what a camera-reading model was trained on: its
-        background (the median of each frame, in photons by the model's camera) is compared
-        with the simulator's training range."""
+        background (the median of frame medians, in photons by the model's camera) is
+        compared with the simulator's training range."""
         if not self.entry.reads_camera or frames.size == 0:
             return []
         imaging = self.config.imaging
         camera = imaging.camera
-        medians = np.median(np.asarray(frames, np.float32).reshape(len(frames), -1), axis=1)
+        # At most 64 evenly spaced frames: a memory-mapped stack is not read or copied whole.
+        step = max(1, len(frames) // 64)
+        medians = [np.median(np.asarray(frame, np.float32)) for frame in frames[::step]]
         background = float(np.median(medians) - camera.baseline_adu) * camera.photons_per_adu
         low, high = imaging.background_photons
         high *= 1.0 + imaging.background_field_fraction

@@ -15,7 +15,7 @@ import numpy as np
 
 from loczoo.errors import LoczooError
 from loczoo.outputs import atomic_path
-from loczoo.plcnn.pipeline import LabelledImages, stratified_folds
+from loczoo.plcnn.pipeline import LabelledImages, predict_probabilities, stratified_folds
 
 
 def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
@@ -47,10 +47,8 @@ def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
                        validation_steps=math.ceil(len(indices) / config.batch_size),
                        seed=seed + k, quiet=quiet, data_description=data_description,
                        command=command)
-        model = load_bundle(str(folder)).model
-        for start in range(0, len(indices), config.batch_size):
-            batch = indices[start:start + config.batch_size]
-            probabilities[batch] = np.asarray(model(source.images[batch], training=False))
+        probabilities[indices] = predict_probabilities(
+            load_bundle(str(folder)).model, source.images[indices], config.batch_size)
         fold_of[indices] = k
         accuracies.append(float(np.mean(probabilities[indices].argmax(1)
                                         == source.labels[indices])))

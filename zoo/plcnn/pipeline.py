@@ -11,6 +11,7 @@ import tensorflow as tf
 from loczoo.errors import LoczooError
 from loczoo.proteins.simulate import PATTERNS, CellImagingConfig, balanced_labels, simulate_cells
 from loczoo.smlm.pipeline import split_seed
+from loczoo.smlm.simulate import split_seeds
 
 
 @dataclass
@@ -112,6 +113,17 @@ def preprocess(images, config) -> np.ndarray:
                                                config.channels), np.float32)
 
 
+def predict_probabilities(model, images, batch_size: int, progress=None) -> np.ndarray:
+    """Class probabilities [N, classes] for network inputs [N, S, S, C], batch by batch;
+    ``progress(done, total)`` after each batch."""
+    parts = []
+    for start in range(0, len(images), batch_size):
+        parts.append(np.asarray(model(images[start:start + batch_size], training=False)))
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
 def cell_imaging(config) -> CellImagingConfig:
     """The simulator settings for a PLCNN config: its input size, a DNA channel when it takes
     two channels, and its class names as the patterns."""
@@ -127,7 +139,7 @@ def cell_imaging(config) -> CellImagingConfig:
 def augment(images, seed):
     """A random 90-degree rotation and a random left-right flip per image (the 8 symmetries of
     the square; a cell has no preferred orientation)."""
-    s = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    s = split_seeds(seed, 2)
     k = tf.random.stateless_uniform([tf.shape(images)[0]], s[0], 0, 4, dtype=tf.int32)
     flip = tf.random.stateless_uniform([tf.shape(images)[0]], s[1]) < 0.5
 

@@ -104,23 +104,31 @@ def read_class_folders(root, class_names: tuple[str, ...] | None = None,
                   else _pair_channels(files, channel_suffixes, root, skipped))
         for group in groups:
             name = str(group[0].relative_to(root))
-            try:
-                channels = [read_image(f) for f in group]
-                if len({c.shape[:2] for c in channels}) != 1:
-                    raise LoczooError(f"the channels of {name} differ in size")
-            except LoczooError as err:
-                skipped.append(name)
-                if not quiet:
-                    print(f"warning: skipped {err}", file=sys.stderr)
-                continue
-            images.append(np.concatenate(channels, axis=-1))
-            labels.append(label)
-            names.append(name)
+            image = _read_or_skip(group, name, skipped, quiet)
+            if image is not None:
+                images.append(image)
+                labels.append(label)
+                names.append(name)
     _check_channels(images, names)
     if not images:
         raise LoczooError(f"no readable images under {root}")
     return ImageSet(images, np.asarray(labels, np.int32), tuple(p.name for p in folders),
                     tuple(names), skipped)
+
+
+def _read_or_skip(files: list[Path], name: str, skipped: list[str],
+                  quiet: bool) -> np.ndarray | None:
+    """One image [H, W, C] from its channel files, or None after naming it as skipped."""
+    try:
+        channels = [read_image(f) for f in files]
+        if len({c.shape[:2] for c in channels}) != 1:
+            raise LoczooError(f"the channels of {name} differ in size")
+    except LoczooError as err:
+        skipped.append(name)
+        if not quiet:
+            print(f"warning: skipped {err}", file=sys.stderr)
+        return None
+    return np.concatenate(channels, axis=-1)
 
 
 def _pair_channels(files, suffixes, root, skipped) -> list[list[Path]]:
@@ -172,15 +180,11 @@ def read_image_list(root, list_file, class_names: tuple[str, ...],
         index = int(label) if label.isdigit() else lookup.get(label.lower(), -1)
         if not 0 <= index < len(class_names):
             raise LoczooError(f"{list_file} line {number}: unknown label {label!r}")
-        try:
-            images.append(read_image(root / path))
-        except LoczooError as err:
-            skipped.append(path)
-            if not quiet:
-                print(f"warning: skipped {err}", file=sys.stderr)
-            continue
-        labels.append(index)
-        names.append(path)
+        image = _read_or_skip([root / path], path, skipped, quiet)
+        if image is not None:
+            images.append(image)
+            labels.append(index)
+            names.append(path)
     _check_channels(images, names)
     if not images:
         raise LoczooError(f"no readable images listed in {list_file}")

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from loczoo.config import check_range
 from loczoo.errors import LoczooError
-from loczoo.smlm.simulate import CameraConfig, apply_camera
+from loczoo.smlm.simulate import CameraConfig, apply_camera, split_seeds, uniform
 
 # The classes, in label order: the compartments of the 2D HeLa / LOCATE data sets that a
 # procedural model can draw distinguishably.
@@ -58,15 +58,6 @@ class CellImagingConfig:
         return 2 if self.dna_channel else 1
 
 
-def _seeds(seed, n: int):
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    return tf.unstack(tf.random.experimental.stateless_split(seed, num=n))
-
-
-def _uniform(shape, seed, low, high):
-    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
-
-
 def _smooth_field(seed, batch, size: int, grid: int):
     """Unit-variance random field [B, S, S] with features about size / grid pixels across."""
     coarse = tf.random.stateless_normal([batch, grid, grid, 1], seed)
@@ -93,15 +84,15 @@ class _Cell:
     """Geometry of a batch of cells: ellipse and nucleus, as [B, 1, 1] tensors."""
 
     def __init__(self, seed, batch, x, y):
-        s = _seeds(seed, 8)
+        s = split_seeds(seed, 8)
         b = [batch, 1, 1]
-        self.cx, self.cy = _uniform(b, s[0], -0.12, 0.12), _uniform(b, s[1], -0.12, 0.12)
-        self.a, self.b = _uniform(b, s[2], 0.62, 0.85), _uniform(b, s[3], 0.45, 0.62)
-        self.angle = _uniform(b, s[4], 0.0, math.pi)
+        self.cx, self.cy = uniform(b, s[0], -0.12, 0.12), uniform(b, s[1], -0.12, 0.12)
+        self.a, self.b = uniform(b, s[2], 0.62, 0.85), uniform(b, s[3], 0.45, 0.62)
+        self.angle = uniform(b, s[4], 0.0, math.pi)
         self.cos, self.sin = tf.cos(self.angle), tf.sin(self.angle)
         # Nucleus: 35-45 % of the cell's axes, shifted a little along the long axis.
-        self.nuc_scale = _uniform(b, s[5], 0.35, 0.45)
-        shift = _uniform(b, s[6], -0.15, 0.15) * self.a
+        self.nuc_scale = uniform(b, s[5], 0.35, 0.45)
+        shift = uniform(b, s[6], -0.15, 0.15) * self.a
         self.nx, self.ny = self.cx + shift * self.cos, self.cy + shift * self.sin
         u, v = self.local(x, y, self.cx, self.cy)
         self.r_cell = tf.sqrt(tf.square(u / self.a) + tf.square(v / self.b))
@@ -125,26 +116,26 @@ class _Cell:
     def points_in(self, seed, count: int, scale_a, scale_b, cx, cy, radius: float = 1.0):
         """``count`` points per cell, uniform in the ellipse (scale_a, scale_b) x radius about
         (cx, cy), in image coordinates [B, K]."""
-        s = _seeds(seed, 2)
+        s = split_seeds(seed, 2)
         batch = tf.shape(cx)[0]
         scale_a = tf.broadcast_to(tf.cast(scale_a, tf.float32), tf.shape(cx))
         scale_b = tf.broadcast_to(tf.cast(scale_b, tf.float32), tf.shape(cx))
-        r = radius * tf.sqrt(_uniform([batch, count], s[0], 0.0, 1.0))
-        phi = _uniform([batch, count], s[1], 0.0, 2 * math.pi)
+        r = radius * tf.sqrt(uniform([batch, count], s[0], 0.0, 1.0))
+        phi = uniform([batch, count], s[1], 0.0, 2 * math.pi)
         return self.to_image(r * tf.cos(phi) * scale_a[:, :, 0], r * tf.sin(phi) * scale_b[:, :, 0],
                              cx, cy)
 
 
 def _pattern_densities(seed, batch, size: int, cell: _Cell, x, y) -> dict:
     """Density maps [B, S, S] (about 0-1) of every pattern for the same cells."""
-    s = _seeds(seed, 16)
+    s = split_seeds(seed, 16)
     n = cell.nuc_scale
     out = {}
     out["nucleus"] = cell.nucleus * (0.8 + 0.15 * _smooth_field(s[0], batch, size, 6))
 
     # 2-5 bright nucleoli inside the nucleus over a faint nucleoplasm.
     px, py = cell.points_in(s[1], 5, n * cell.a, n * cell.b, cell.nx, cell.ny, radius=0.6)
-    on = tf.cast(_uniform([batch, 5], s[2], 0.0, 1.0) < 0.6, tf.float32)
+    on = tf.cast(uniform([batch, 5], s[2], 0.0, 1.0) < 0.6, tf.float32)
     on = tf.maximum(on, tf.one_hot(tf.zeros([batch], tf.int32), 5))  # at least one
     out["nucleoli"] = _blobs(x, y, px, py, 0.045, on) + 0.1 * cell.nucleus
 
@@ -153,7 +144,7 @@ def _pattern_densities(seed, batch, size: int, cell: _Cell, x, y) -> dict:
     out["er"] = cell.cytoplasm * er * (1.3 - 0.6 * tf.minimum(cell.r_cell, 1.0))
 
     # Golgi: a compact cluster of small stacks beside the nucleus.
-    phi = _uniform([batch, 1, 1], s[4], 0.0, 2 * math.pi)
+    phi = uniform([batch, 1, 1], s[4], 0.0, 2 * math.pi)
     reach = n * (cell.a + cell.b) / 2 + 0.1
     gx, gy = cell.nx + reach * tf.cos(phi), cell.ny + reach * tf.sin(phi)
     bx, by = cell.points_in(s[5], 10, 0.12, 0.12, gx, gy)
@@ -161,7 +152,7 @@ def _pattern_densities(seed, batch, size: int, cell: _Cell, x, y) -> dict:
 
     # Vesicles (endosomes, lysosomes): puncta scattered over the cytoplasm.
     vx, vy = cell.points_in(s[6], 45, cell.a, cell.b, cell.cx, cell.cy, radius=0.95)
-    weights = _uniform([batch, 45], s[7], 0.5, 1.0)
+    weights = uniform([batch, 45], s[7], 0.5, 1.0)
     out["vesicles"] = cell.cytoplasm * _blobs(x, y, vx, vy, 0.022, weights)
 
     # Mitochondria: short tubules (a fine ridge network cut into segments).
@@ -170,7 +161,7 @@ def _pattern_densities(seed, batch, size: int, cell: _Cell, x, y) -> dict:
     out["mitochondria"] = cell.cytoplasm * tubes * segments
 
     # Actin: parallel stress fibres across the cell plus the cortex under the membrane.
-    theta = cell.angle + _uniform([batch, 1, 1], s[10], -0.4, 0.4)
+    theta = cell.angle + uniform([batch, 1, 1], s[10], -0.4, 0.4)
     across = (x - cell.cx) * -tf.sin(theta) + (y - cell.cy) * tf.cos(theta)
     wobble = 0.5 * _smooth_field(s[11], batch, size, 3)
     fibres = _ridge(tf.sin(math.pi * across / 0.09 + wobble), 0.35)
@@ -178,7 +169,7 @@ def _pattern_densities(seed, batch, size: int, cell: _Cell, x, y) -> dict:
     out["actin"] = cell.cell * (0.7 * fibres + cortex)
 
     # Microtubules: filaments radiating from a centrosome next to the nucleus, curving.
-    psi = _uniform([batch, 1, 1], s[12], 0.0, 2 * math.pi)
+    psi = uniform([batch, 1, 1], s[12], 0.0, 2 * math.pi)
     mx, my = cell.nx + reach * 0.8 * tf.cos(psi), cell.ny + reach * 0.8 * tf.sin(psi)
     alpha = tf.atan2(y - my, x - mx)
     bend = 1.2 * _smooth_field(s[13], batch, size, 4)
@@ -208,7 +199,7 @@ def simulate_cells(seed, labels, config: CellImagingConfig) -> dict:
     ``nucleus`` masks [B, S, S]."""
     labels = tf.convert_to_tensor(labels, tf.int32)
     batch, size = tf.shape(labels)[0], config.size
-    s = _seeds(seed, 6)
+    s = split_seeds(seed, 6)
     coords = (tf.range(size, dtype=tf.float32) + 0.5) / size * 2.0 - 1.0
     y, x = tf.meshgrid(coords, coords, indexing="ij")
     x, y = x[None], y[None]
@@ -219,11 +210,11 @@ def simulate_cells(seed, labels, config: CellImagingConfig) -> dict:
     channels = [density] + ([cell.nucleus] if config.dna_channel else [])
     mean = []
     for i, channel in enumerate(channels):
-        si = _seeds(s[2 + i], 2)
+        si = split_seeds(s[2 + i], 2)
         blurred = _gaussian_blur(tf.maximum(channel, 0.0), config.psf_sigma_px)
         peak = tf.reduce_max(blurred, axis=[1, 2], keepdims=True)
-        photons = _uniform([batch, 1, 1], si[0], *config.peak_photons)
-        background = _uniform([batch, 1, 1], si[1], *config.background_photons)
+        photons = uniform([batch, 1, 1], si[0], *config.peak_photons)
+        background = uniform([batch, 1, 1], si[1], *config.background_photons)
         mean.append(blurred / tf.maximum(peak, 1e-6) * photons + background)
     mean = tf.stack(mean, axis=-1)
     return {"images": apply_camera(s[5], mean, config.camera), "mean_photons": mean,
@@ -233,4 +224,4 @@ def simulate_cells(seed, labels, config: CellImagingConfig) -> dict:
 def balanced_labels(count: int, n_classes: int, seed) -> tf.Tensor:
     """``count`` labels with every class equally often (up to one), in a seeded random order."""
     labels = tf.range(count, dtype=tf.int32) % n_classes
-    return tf.random.experimental.stateless_shuffle(labels, _seeds(seed, 1)[0])
+    return tf.random.experimental.stateless_shuffle(labels, split_seeds(seed, 1)[0])

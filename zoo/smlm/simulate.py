@@ -290,12 +290,14 @@ def smlm2016_3d_imaging() -> ImagingConfig:
         camera=CameraConfig.smlm2016())
 
 
-def _seeds(seed, n: int):
+def split_seeds(seed, n: int):
+    """``n`` independent stateless seeds [2] from one seed (an int, a pair or a tensor)."""
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     return tf.unstack(tf.random.experimental.stateless_split(seed, num=n))
 
 
-def _uniform(shape, seed, low, high):
+def uniform(shape, seed, low, high):
+    """Stateless uniform float32 values in [low, high)."""
     return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
 
 
@@ -304,13 +306,13 @@ def sample_photons(shape, seed, imaging: ImagingConfig):
     p = imaging.photon_params
     kind = imaging.photon_distribution
     if kind == "uniform":
-        n = _uniform(shape, seed, p[0], p[1])
+        n = uniform(shape, seed, p[0], p[1])
     elif kind == "normal":
         n = p[0] + p[1] * tf.random.stateless_normal(shape, seed)
     elif kind == "lognormal":
         n = p[0] * tf.exp(p[1] * tf.random.stateless_normal(shape, seed))
     else:  # exponential
-        n = -p[0] * tf.math.log(_uniform(shape, seed, 1e-7, 1.0))
+        n = -p[0] * tf.math.log(uniform(shape, seed, 1e-7, 1.0))
     return tf.maximum(n, 1.0)
 
 
@@ -328,16 +330,16 @@ def sample_emitters(seed, batch: int, height: int, width: int, imaging: ImagingC
     ``mask`` (real and inside the frame: ground truth). In 2D z is 0 and sigma_x = sigma_y =
     sigma.
     """
-    s = _seeds(seed, 8)
+    s = split_seeds(seed, 8)
     px = imaging.pixel_size_nm
-    density = _uniform([batch], s[0], *imaging.density_per_um2)
+    density = uniform([batch], s[0], *imaging.density_per_um2)
     if density_mask is None:
         margin = imaging.margin_px * px
         lo_x, hi_x = -margin, width * px + margin
         lo_y, hi_y = -margin, height * px + margin
         area_um2 = (hi_x - lo_x) * (hi_y - lo_y) * 1e-6
-        x = _uniform([batch, max_emitters], s[1], lo_x, hi_x)
-        y = _uniform([batch, max_emitters], s[2], lo_y, hi_y)
+        x = uniform([batch, max_emitters], s[1], lo_x, hi_x)
+        y = uniform([batch, max_emitters], s[2], lo_y, hi_y)
     else:
         dm = tf.convert_to_tensor(density_mask, tf.float32)
         mh, mw = dm.shape
@@ -348,19 +350,19 @@ def sample_emitters(seed, batch: int, height: int, width: int, imaging: ImagingC
         cell = tf.random.stateless_categorical(logits, max_emitters, s[1])
         cy = tf.cast(cell // mw, tf.float32)
         cx = tf.cast(cell % mw, tf.float32)
-        x = (cx + _uniform([batch, max_emitters], s[2], 0.0, 1.0)) * cell_w
-        y = (cy + _uniform([batch, max_emitters], s[7], 0.0, 1.0)) * cell_h
+        x = (cx + uniform([batch, max_emitters], s[2], 0.0, 1.0)) * cell_w
+        y = (cy + uniform([batch, max_emitters], s[7], 0.0, 1.0)) * cell_h
     if count is None:
         count = tf.random.stateless_poisson([batch], s[3], density * area_um2, dtype=tf.int32)
     exists = tf.range(max_emitters)[None, :] < tf.minimum(count, max_emitters)[:, None]
     photons = sample_photons([batch, max_emitters], s[4], imaging)
-    sigma = _uniform([batch, max_emitters], s[5], *imaging.psf_sigma_nm)
+    sigma = uniform([batch, max_emitters], s[5], *imaging.psf_sigma_nm)
     inside = (x >= 0) & (x < width * px) & (y >= 0) & (y < height * px)
     zero = tf.zeros_like(x)
     sigma = tf.where(exists, sigma, tf.ones_like(x) * imaging.psf_sigma_nm[0])
     if imaging.is_3d:
         # s[6] is the one stream the 2D draws leave unused: 2D frames stay as they were.
-        z = tf.where(exists, _uniform([batch, max_emitters], s[6], *imaging.z_range_nm), zero)
+        z = tf.where(exists, uniform([batch, max_emitters], s[6], *imaging.z_range_nm), zero)
         sigma_x, sigma_y = astigmatic_sigmas(z, sigma, imaging.astigmatism)
     else:
         z, sigma_x, sigma_y = zero, sigma, sigma
@@ -405,11 +407,11 @@ def render_emitters(emitters: dict, height: int, width: int, pixel_size_nm: floa
 def sample_background(seed, batch: int, height: int, width: int, imaging: ImagingConfig):
     """Background photons per pixel [B, H, W]: a constant per frame, optionally modulated by a
     smooth random field (a 4 x 4 grid of random values, bilinearly interpolated)."""
-    s = _seeds(seed, 2)
-    level = _uniform([batch, 1, 1], s[0], *imaging.background_photons)
+    s = split_seeds(seed, 2)
+    level = uniform([batch, 1, 1], s[0], *imaging.background_photons)
     bg = tf.broadcast_to(level, [batch, height, width])
     if imaging.background_field_fraction > 0:
-        grid = _uniform([batch, 4, 4, 1], s[1], -1.0, 1.0)
+        grid = uniform([batch, 4, 4, 1], s[1], -1.0, 1.0)
         smooth = tf.image.resize(grid, [height, width], method="bilinear")[..., 0]
         bg = bg * (1.0 + imaging.background_field_fraction * smooth)
     return bg
@@ -417,7 +419,7 @@ def sample_background(seed, batch: int, height: int, width: int, imaging: Imagin
 
 def apply_camera(seed, photons, camera: CameraConfig):
     """Noisy camera frames in ADU (float32) from expected photons per pixel (any shape)."""
-    s = _seeds(seed, 3)
+    s = split_seeds(seed, 3)
     lam = camera.qe * tf.maximum(photons, 0.0)
     if camera.spurious_charge_e > 0:  # skipped at 0 so that the default adds no operation
         lam = lam + camera.spurious_charge_e
@@ -448,7 +450,7 @@ def simulate_frames(seed, emitters: dict, height: int, width: int,
     """Frames for given emitters (dict as returned by ``sample_emitters``; ``exists`` marks real
     ones). Returns ``frames`` (ADU), ``mean_photons`` (signal + background, before noise) and
     ``background``, each [B, H, W]."""
-    s = _seeds(seed, 2)
+    s = split_seeds(seed, 2)
     batch = tf.shape(emitters["x"])[0]
     signal = render_emitters(emitters, height, width, imaging.pixel_size_nm)
     background = sample_background(s[0], batch, height, width, imaging)
@@ -464,7 +466,7 @@ def simulate(seed, batch: int, height: int, width: int, imaging: ImagingConfig,
     and ``mask`` [B, M] (inside the frame)."""
     if max_emitters is None:
         max_emitters = imaging.max_emitters(height, width)
-    s = _seeds(seed, 2)
+    s = split_seeds(seed, 2)
     emitters = sample_emitters(s[0], batch, height, width, imaging, max_emitters, density_mask)
     out = simulate_frames(s[1], emitters, height, width, imaging)
     keys = ("x", "y", "photons", "sigma", "mask")
@@ -535,18 +537,18 @@ def simulate_sequence(seed, batch: int, n_frames: int, height: int, width: int,
     if max_emitters is None:
         max_emitters = imaging.max_sequence_emitters(height, width, n_frames)
     m = max_emitters
-    s = _seeds(seed, 6)
+    s = split_seeds(seed, 6)
     tau = float(imaging.on_time_frames)
-    density = _uniform([batch], s[1], *imaging.density_per_um2)
+    density = uniform([batch], s[1], *imaging.density_per_um2)
     mean_count = imaging.area_um2(height, width) * imaging.sequence_factor(n_frames)
     count = tf.random.stateless_poisson([batch], s[2], density * mean_count, dtype=tf.int32)
     emitters = sample_emitters(s[0], batch, height, width, imaging, m, count=count)
     exists = emitters["exists"]
-    t = _seeds(s[3], 2)
+    t = split_seeds(s[3], 2)
     if tau > 0:
-        start = _uniform([batch, m], t[0], -3.0 * tau, n_frames + 3.0 * tau)
+        start = uniform([batch, m], t[0], -3.0 * tau, n_frames + 3.0 * tau)
         # -log(1 - u) with u in [0, 1): exponential without log(0).
-        duration = -tau * tf.math.log1p(-_uniform([batch, m], t[1], 0.0, 1.0))
+        duration = -tau * tf.math.log1p(-uniform([batch, m], t[1], 0.0, 1.0))
     else:
         start = tf.cast(tf.random.stateless_uniform([batch, m], t[0], 0, n_frames, tf.int32),
                         tf.float32)
