@@ -145,3 +145,32 @@ def test_train_from_tensorflow_datasets(tmp_path, capsys):
                            "--out", tmp_path / "run2")
     assert code == 2 and "cannot prepare tfds:protein_localization/cho" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_simulate_cells_writes_class_folders_that_classify_scores(plcnn_run, tmp_path, capsys):
+    out = tmp_path / "cells"
+    argv = ["simulate-cells", out, "--per-class", "2", "--size", "40", "--patterns", "nucleus",
+            "er", "--seed", "3", "--quiet"]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["er", "nucleus"]
+    first = tifffile.imread(out / "er" / "cell_000.tif")
+    assert first.shape == (40, 40) and first.dtype == np.uint16 and first.max() > first.min()
+    # An existing folder is kept without --overwrite; with it, the same seed gives the same cells.
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "exists" in err
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 0 and np.array_equal(tifffile.imread(out / "er" / "cell_000.tif"), first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells"]  # no temporary folder left
+
+    code, _, err = run_cli(capsys, "simulate-cells", tmp_path / "bad", "--patterns", "cytosol")
+    assert code == 2 and "patterns must be" in err and not (tmp_path / "bad").exists()
+
+    # The tiny model's classes include "nucleus" and "er": folders named after classes are scored.
+    code, stdout, err = run_cli(capsys, "classify", out / "er", out / "nucleus", "--out",
+                                tmp_path / "p.csv", "--model", plcnn_run, "--quiet")
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    correct = sum(r["predicted"] == r["image"].split("/")[-2] for r in rows)
+    assert f"accuracy against the class-folder names: {100 * correct / 4:.1f} % ({correct}/4)" \
+        in stdout

@@ -1,6 +1,7 @@
 """loczoo classify IMAGES... --out probs.csv: run a protein-localization classifier (PLCNN) on
 images (TIFF or PNG files, or folders of them) and write a CSV of class probabilities;
-``--explain`` also writes a Grad-CAM map beside each image (NAME.gradcam.png)."""
+``--explain`` also writes a Grad-CAM map beside each image (NAME.gradcam.png). Images in
+folders named after the model's classes are also scored against those names."""
 
 from __future__ import annotations
 
@@ -100,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     counts = np.bincount(probabilities.argmax(axis=1), minlength=len(names))
     summary = ", ".join(f"{c} {n}" for c, n in zip(names, counts) if n)
     print(f"{len(paths)} images classified with {bundle.source}: {summary}")
+    folders = [p.parent.name for p in paths]
+    if all(f in names for f in folders):  # class folders: score against their names
+        correct = sum(names[i] == f for i, f in zip(probabilities.argmax(axis=1), folders))
+        print(f"accuracy against the class-folder names: {100 * correct / len(paths):.1f} % "
+              f"({correct}/{len(paths)})")
     print(f"probabilities: {args.out}" + (f"; Grad-CAM maps: {len(maps)} PNG files beside the "
                                           f"images" if maps else ""))
     return 0

@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "localize": ("localize", "localize molecules in a TIFF stack, write a CSV (and an image)"),
     "evaluate": ("evaluate", "compare localizations with ground truth (SMLM challenge metrics)"),
     "render": ("render", "render localizations to a super-resolved TIFF or PNG image"),
+    "simulate-cells": ("simulate_cells", "simulate labelled images of single cells (synthetic "
+                                         "protein patterns), one folder per class"),
     "classify": ("classify", "classify protein localization in cell images, write a CSV of "
                              "class probabilities (and Grad-CAM maps)"),
 }

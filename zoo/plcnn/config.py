@@ -77,5 +77,5 @@ class PLCNNConfig:
 
     @classmethod
     def tiny(cls, **kw):
-        """Four channels, 32 x 32 inputs: for tests only."""
+        """Four features per layer, 32 x 32 inputs: for tests only."""
         return cls(**{"input_size": 32, "features": 4, "batch_size": 4, **kw})
