@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "render": ("render", "render localizations to a super-resolved TIFF or PNG image"),
     "simulate-cells": ("simulate_cells", "simulate labelled images of single cells (synthetic "
                                          "protein patterns), one folder per class"),
+    "export": ("export", "export a model: SavedModel, TFLite, bioimage.io package or "
+                         "ZeroCostDL4Mic folder"),
     "classify": ("classify", "classify protein localization in cell images, write a CSV of "
                              "class probabilities (and Grad-CAM maps)"),
 }

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", help="TIFF stack or folder of single-frame TIFFs")
     parser.add_argument("--out", required=True, help="localization CSV to write")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help="entry name, ENTRY/PRESET or run folder (default: %(default)s)")
+                        help="entry name, ENTRY/PRESET, run folder or a .tflite export "
+                             "(default: %(default)s)")
     parser.add_argument("--pixel-size", type=float,
                         help="camera pixel size in nm (default: from the TIFF, else the model's)")
     parser.add_argument("--threshold", type=float,
@@ -50,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise LoczooError(f"--batch-size must be >= 1, got {args.batch_size}")
     stack = read_stack(args.stack, args.pixel_size)
-    bundle = load_bundle(args.model)
+    if args.model.lower().endswith(".tflite"):
+        from loczoo.export.tflite import load_tflite_bundle
+
+        bundle = load_tflite_bundle(args.model)
+    else:
+        bundle = load_bundle(args.model)
     if bundle.entry.task != "localization":
         raise LoczooError(f"{args.model} is a {bundle.entry.task} model, not a localization one")
     bundle = bundle.with_camera(args.camera)

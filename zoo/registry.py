@@ -40,6 +40,9 @@ class ZooEntry:
         faster for whole stacks; None means the model itself.
     describe_targets(targets, config, height, width) -> Localizations: the ground truth in a
         batch of targets, for entries whose targets are not maps on the output grid.
+    tensor_layout(config) -> loczoo.layout.TensorLayout: what the network takes and gives, for
+        exports (axes, channel names, tiling margin, pre-processing of the raw data).
+    citations: (text, "doi:..." or URL) of the method's papers, for model cards and packages.
     reads_camera: the network turns ADU into photons with ``config.imaging.camera``, so data
         from another camera needs that camera (``ModelBundle.with_camera``); False for entries
         that normalise each frame.
@@ -63,6 +66,8 @@ class ZooEntry:
     make_forward: Callable | None = None
     describe_targets: Callable | None = None
     reads_camera: bool = False
+    tensor_layout: Callable | None = None
+    citations: tuple[tuple[str, str], ...] = ()
 
     def optimizer(self, config):
         import keras

@@ -11,8 +11,9 @@ from loczoo.decode.pipeline import (
                                     postprocess,
                                     prepare_config,
                                     preprocess,
+    tensor_layout,
 )
-from loczoo.decode.presets import DEFAULT_PRESET, PRESETS
+from loczoo.decode.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
 
 ENTRY = register(ZooEntry(
@@ -29,6 +30,8 @@ ENTRY = register(ZooEntry(
     postprocess=postprocess,
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
+    tensor_layout=tensor_layout,
+    citations=CITATIONS,
     make_optimizer=make_optimizer,
     frame_context=FRAME_CONTEXT,
     make_forward=consecutive_windows_forward,

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from loczoo.decode.config import autoset_scaling
+from loczoo.decode.config import CHANNELS, autoset_scaling
 from loczoo.decode.loss import TARGET_FIELDS, pack_targets, unpack_targets
 from loczoo.decode.postprocess import outputs_to_localizations
 from loczoo.errors import LoczooError
@@ -125,3 +125,14 @@ def make_optimizer(config):
         config.learning_rate, decay_steps=steps, decay_rate=config.lr_decay, staircase=True)
     return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                   global_clipnorm=config.clip_norm)
+
+
+def tensor_layout(config):
+    """3-frame windows in ADU (the network converts to photons with the training camera), the
+    DECODE channels out on the camera grid."""
+    from loczoo.layout import TensorLayout
+
+    return TensorLayout(input_channels=("frame t-1", "frame t", "frame t+1"),
+                        output_channels=CHANNELS, input_multiple=config.input_multiple,
+                        upsampling=1, tile_margin=4 * config.input_multiple,
+                        pixel_size_nm=config.imaging.pixel_size_nm)

@@ -6,6 +6,11 @@ CITATION = ("Speiser A., Mueller L.-R., Hoess P., Matti U., Obara C. J., Legant 
             "A., Macke J. H., Ries J., Turaga S. C. Deep learning enables fast and dense "
             "single-molecule localization with high accuracy. Nat Methods 18, 1082-1090 (2021)")
 
+# (text, DOI or URL) of the papers, for model cards and bioimage.io packages.
+CITATIONS = (
+    (CITATION, "doi:10.1038/s41592-021-01236-x"),
+)
+
 PRESETS: dict[str, Preset] = {
     "sim-dense-100nm": Preset(
         name="sim-dense-100nm",

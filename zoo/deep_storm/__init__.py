@@ -3,9 +3,15 @@
 from loczoo.deep_storm.config import DeepSTORMConfig
 from loczoo.deep_storm.loss import make_loss
 from loczoo.deep_storm.model import build_model
-from loczoo.deep_storm.presets import DEFAULT_PRESET, PRESETS
+from loczoo.deep_storm.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
-from loczoo.smlm.heatmaps import make_dataset, postprocess, prepare_config, preprocess
+from loczoo.smlm.heatmaps import (
+    make_dataset,
+    postprocess,
+    prepare_config,
+    preprocess,
+    tensor_layout,
+)
 
 ENTRY = register(ZooEntry(
     name="deep_storm",
@@ -20,4 +26,6 @@ ENTRY = register(ZooEntry(
     postprocess=postprocess,
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
+    tensor_layout=tensor_layout,
+    citations=CITATIONS,
 ))

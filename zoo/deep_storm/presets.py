@@ -6,6 +6,11 @@ CITATION = ("Nehme E., Weiss L. E., Michaeli T., Shechtman Y. Deep-STORM: super-
             "single-molecule microscopy by deep learning. Optica 5(4):458-464 (2018), "
             "doi:10.1364/OPTICA.5.000458")
 
+# (text, DOI or URL) of the papers, for model cards and bioimage.io packages.
+CITATIONS = (
+    (CITATION, "doi:10.1364/OPTICA.5.000458"),
+)
+
 PRESETS: dict[str, Preset] = {
     "sim-dense-100nm": Preset(
         name="sim-dense-100nm",

@@ -4,9 +4,15 @@ Bioinformatics 38(5):1411, 2022)."""
 from loczoo.deepcel0.config import DeepCEL0Config
 from loczoo.deepcel0.loss import make_loss
 from loczoo.deepcel0.model import build_model
-from loczoo.deepcel0.presets import DEFAULT_PRESET, PRESETS
+from loczoo.deepcel0.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
-from loczoo.smlm.heatmaps import make_dataset, postprocess, prepare_config, preprocess
+from loczoo.smlm.heatmaps import (
+    make_dataset,
+    postprocess,
+    prepare_config,
+    preprocess,
+    tensor_layout,
+)
 
 ENTRY = register(ZooEntry(
     name="deepcel0",
@@ -21,4 +27,6 @@ ENTRY = register(ZooEntry(
     postprocess=postprocess,
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
+    tensor_layout=tensor_layout,
+    citations=CITATIONS,
 ))

@@ -6,6 +6,11 @@ CITATION = ("Cascarano P., Comes M. C., Sebastiani A., Mencattini A., Loli Picco
             "Martinelli E. DeepCEL0 for 2D single-molecule localization in fluorescence "
             "microscopy. Bioinformatics 38(5):1411-1419 (2022), doi:10.1093/bioinformatics/btab808")
 
+# (text, DOI or URL) of the papers, for model cards and bioimage.io packages.
+CITATIONS = (
+    (CITATION, "doi:10.1093/bioinformatics/btab808"),
+)
+
 PRESETS: dict[str, Preset] = {
     "sim-dense-100nm": Preset(
         name="sim-dense-100nm",

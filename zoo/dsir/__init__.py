@@ -3,8 +3,8 @@
 from loczoo.dsir.config import DSIRConfig
 from loczoo.dsir.loss import make_loss
 from loczoo.dsir.model import build_model
-from loczoo.dsir.pipeline import make_dataset, make_optimizer, postprocess
-from loczoo.dsir.presets import DEFAULT_PRESET, PRESETS
+from loczoo.dsir.pipeline import make_dataset, make_optimizer, postprocess, tensor_layout
+from loczoo.dsir.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
 from loczoo.smlm.pipeline import no_data_constants, raw_frames_input
 
@@ -22,5 +22,7 @@ ENTRY = register(ZooEntry(
     postprocess=postprocess,
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
+    tensor_layout=tensor_layout,
+    citations=CITATIONS,
     make_optimizer=make_optimizer,
 ))

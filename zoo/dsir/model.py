@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from loczoo.layers import per_frame_standardize
+from loczoo.layers import BilinearUpsampling, per_frame_standardize
 
 
 def build_model(config) -> keras.Model:
@@ -37,8 +37,7 @@ def build_model(config) -> keras.Model:
         return shared[key] if config.share_batchnorm else batch_norm(name)
 
     inputs = keras.Input((None, None, 1), name="input")
-    x = keras.layers.UpSampling2D(config.upsampling, interpolation="bilinear",
-                                  name="resize")(inputs)
+    x = BilinearUpsampling(config.upsampling, name="resize")(inputs)
     x = per_frame_standardize(x)
     for i, (f, key) in enumerate(encoder, start=1):
         x = conv(keras.layers.Conv2D, f, 3, f"conv{i}")(x)

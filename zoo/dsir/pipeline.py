@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from loczoo.dsir.loss import gaussian_blur, peak_one_gaussian
-from loczoo.smlm.pipeline import localize_map, training_pairs
+from loczoo.smlm.pipeline import localize_map, localizer_layout, training_pairs
 from loczoo.smlm.targets import spike_map
 
 
@@ -37,3 +37,9 @@ def make_optimizer(config):
     """Adam with the reference's weight decay 1e-5 (Keras applies it decoupled, as AdamW does;
     PyTorch's Adam adds it to the gradient)."""
     return keras.optimizers.Adam(config.learning_rate, weight_decay=config.weight_decay or None)
+
+
+def tensor_layout(config):
+    """Raw frames in (the network resizes and z-scores each frame itself), one map out."""
+    # Four 3 x 3 convolutions over three 2x poolings on the 8x grid.
+    return localizer_layout(config, ("image",), receptive_radius=40)

@@ -6,6 +6,11 @@ CITATION = ("Duarte A. DSIR: Deep-Learning Super-Resolution Image Reconstruction
             "auto-encoder for SMLM (2018), "
             "github.com/leaxsd/Deep-Learning-Super-Resolution-Image-Reconstruction-DSIR")
 
+# (text, DOI or URL) of the papers, for model cards and bioimage.io packages.
+CITATIONS = (
+    (CITATION, "https://github.com/leaxsd/Deep-Learning-Super-Resolution-Image-Reconstruction-DSIR"),
+)
+
 PRESETS: dict[str, Preset] = {
     "sim-dense-100nm": Preset(
         name="sim-dense-100nm",

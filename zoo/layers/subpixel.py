@@ -26,3 +26,26 @@ class DepthToSpace(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package="loczoo")
+class BilinearUpsampling(keras.layers.Layer):
+    """[B, H, W, C] -> [B, H * f, W * f, C] by bilinear interpolation (half-pixel centres, as
+    ``UpSampling2D(interpolation="bilinear")``), with the size taken from the input at run time:
+    Keras's UpSampling2D needs H and W when traced, which breaks exports for any frame size."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        size = tf.shape(inputs)[1:3] * self.factor
+        return tf.image.resize(inputs, size, method="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        f = self.factor
+        return (b, None if h is None else h * f, None if w is None else w * f, c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

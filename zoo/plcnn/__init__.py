@@ -5,8 +5,8 @@ import keras
 
 from loczoo.plcnn.config import PLCNNConfig
 from loczoo.plcnn.model import build_model
-from loczoo.plcnn.pipeline import make_dataset, prepare_config, preprocess
-from loczoo.plcnn.presets import DEFAULT_PRESET, PRESETS
+from loczoo.plcnn.pipeline import make_dataset, prepare_config, preprocess, tensor_layout
+from loczoo.plcnn.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
 
 
@@ -29,5 +29,7 @@ ENTRY = register(ZooEntry(
     postprocess=None,
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
+    tensor_layout=tensor_layout,
+    citations=CITATIONS,
     make_metrics=lambda config: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
 ))

@@ -223,3 +223,15 @@ def stratified_folds(labels, folds: int, seed: int) -> list[np.ndarray]:
             members[(j + offset) % folds].append(i)
         offset += len(idx)  # continue dealing where the last class stopped: balanced sizes
     return [np.sort(np.asarray(m, int)) for m in members]
+
+
+def tensor_layout(config):
+    """Square images of ``input_size`` in (``fit_to_square`` brings other sizes to it; the
+    network z-scores each image), class probabilities out."""
+    from loczoo.layout import TensorLayout
+
+    return TensorLayout(input_channels=("protein", "dna")[:config.channels]
+                        if config.channels <= 2 else
+                        tuple(f"channel{i}" for i in range(config.channels)),
+                        output_channels=tuple(config.class_names),
+                        fixed_size=config.input_size, upsampling=0, tile_margin=0)

@@ -6,6 +6,11 @@ CITATION = ("Tahir M., Anwar S., Mian A. Deep localization of protein structures
             "microscopy images. Neural Computing and Applications (2021), "
             "doi:10.1007/s00521-021-06715-y")
 
+# (text, DOI or URL) of the papers, for model cards and bioimage.io packages.
+CITATIONS = (
+    (CITATION, "doi:10.1007/s00521-021-06715-y"),
+)
+
 PRESETS: dict[str, Preset] = {
     "sim-cells-8": Preset(
         name="sim-cells-8",

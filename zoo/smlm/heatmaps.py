@@ -16,7 +16,13 @@ import tensorflow as tf
 
 from loczoo.errors import LoczooError
 from loczoo.smlm.normalize import minmax_statistics, minmax_then_standardize
-from loczoo.smlm.pipeline import LocalizerConfig, localize_map, raw_patches, training_pairs
+from loczoo.smlm.pipeline import (
+    LocalizerConfig,
+    localize_map,
+    localizer_layout,
+    raw_patches,
+    training_pairs,
+)
 from loczoo.smlm.targets import blur, gaussian_kernel, spike_map
 from loczoo.smlm.trainingdata import TrainingData
 
@@ -102,3 +108,16 @@ def postprocess(outputs, config, *, pixel_size_nm: float, height: int, width: in
     the camera pixel; the map is on a grid ``upsampling`` times finer."""
     return localize_map(outputs, config, pixel_size_nm=pixel_size_nm, height=height,
                         width=width, scale=config.target_scale)
+
+
+def tensor_layout(config):
+    """Min-max per frame then the stored (mean, std), written with bioimage.io's own
+    operations (``scale_range`` over the frame, then ``scale_linear``)."""
+    if config.norm_mean is None or config.norm_std is None:
+        raise LoczooError("this config has no normalisation constants")
+    steps = ({"id": "scale_range", "kwargs": {"axes": ["y", "x"], "min_percentile": 0.0,
+                                               "max_percentile": 100.0}},
+             {"id": "scale_linear", "kwargs": {"gain": 1.0 / config.norm_std,
+                                                "offset": -config.norm_mean / config.norm_std}})
+    # Seven 3 x 3 convolutions over three 2x poolings: about 40 upsampled pixels of context.
+    return localizer_layout(config, ("density",), receptive_radius=40, preprocessing=steps)

@@ -193,3 +193,17 @@ def localize_map(outputs, config, *, pixel_size_nm: float, height: int, width: i
         outputs, threshold=config.threshold * scale, pixel_size_nm=pixel_size_nm / up,
         neighborhood=config.neighborhood, refine=config.refine, height=height * up,
         width=width * up, confidence_scale=scale)
+
+
+def localizer_layout(config, output_channels: tuple[str, ...], receptive_radius: int,
+                     preprocessing: tuple[dict, ...] = ()):
+    """The export layout of an image-to-map entry: one camera frame in, maps on a grid
+    ``upsampling`` times finer out. ``receptive_radius`` is in output (upsampled) pixels."""
+    from loczoo.layout import TensorLayout
+
+    up = config.upsampling
+    return TensorLayout(input_channels=("frame",), output_channels=output_channels,
+                        input_multiple=config.input_multiple, upsampling=up,
+                        tile_margin=max(2, -(-receptive_radius // up)),
+                        preprocessing=preprocessing,
+                        pixel_size_nm=config.imaging.pixel_size_nm)

@@ -5,8 +5,8 @@ from loczoo.smlm.pipeline import no_data_constants, raw_frames_input
 from loczoo.subpixel_dt.config import SubpixelDTConfig
 from loczoo.subpixel_dt.loss import make_loss
 from loczoo.subpixel_dt.model import build_model
-from loczoo.subpixel_dt.pipeline import make_dataset, postprocess
-from loczoo.subpixel_dt.presets import DEFAULT_PRESET, PRESETS
+from loczoo.subpixel_dt.pipeline import make_dataset, postprocess, tensor_layout
+from loczoo.subpixel_dt.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 
 ENTRY = register(ZooEntry(
     name="subpixel_dt",
@@ -22,4 +22,6 @@ ENTRY = register(ZooEntry(
     postprocess=postprocess,
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
+    tensor_layout=tensor_layout,
+    citations=CITATIONS,
 ))

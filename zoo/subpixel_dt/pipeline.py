@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from loczoo.smlm.pipeline import localize_map, training_pairs
+from loczoo.smlm.pipeline import localize_map, localizer_layout, training_pairs
 from loczoo.subpixel_dt.target import distance_transform_target
 
 
@@ -23,3 +23,10 @@ def postprocess(outputs, config, *, pixel_size_nm: float, height: int, width: in
     parabola through each peak and its neighbours (``refine="quadratic"``)."""
     return localize_map(outputs, config, pixel_size_nm=pixel_size_nm, height=height,
                         width=width, scale=config.target_peak)
+
+
+def tensor_layout(config):
+    """Raw frames in (the network z-scores each frame), the distance-transform map out."""
+    # n_conv 3 x 3 convolutions on the camera grid: n_conv camera pixels of context.
+    return localizer_layout(config, ("distance_transform",),
+                            receptive_radius=(config.n_conv + 2) * config.upsampling)

@@ -5,6 +5,16 @@ from loczoo.presets import Preset
 CITATION = ("Yee K., Hagen G., Ventura M. Localizing fluorescent proteins using super-resolution "
             "neural networks (2013 Bundled Tubes and 2016 SMLM challenge entries)")
 
+# (text, DOI or URL) of the papers, for model cards and bioimage.io packages.
+CITATIONS = (
+    # The method has no public paper link; it is assessed in the SMLM challenge paper.
+    (CITATION + "; assessed in Sage D. et al. Super-resolution fight club: assessment of 2D and "
+     "3D single-molecule localization microscopy software. Nat Methods 16:387-395 (2019)",
+     "doi:10.1038/s41592-019-0364-4"),
+    ("Shi W. et al. Real-time single image and video super-resolution using an efficient "
+     "sub-pixel convolutional neural network. CVPR 2016", "doi:10.1109/CVPR.2016.207"),
+)
+
 PRESETS: dict[str, Preset] = {
     "sim-dense-100nm": Preset(
         name="sim-dense-100nm",
