@@ -68,7 +68,8 @@ def test_notebook_network_gives_the_keras_outputs(name, tmp_path):
 
     x = bundle.entry.preprocess(np.asarray(frames, np.float32), config)
     expected = np.asarray(bundle.model(x, training=False))
-    got, expected = np.maximum(got, 0), np.maximum(expected, 0)  # the notebook's clamp
+    if name == "deepcel0":  # ReLU output here, linear there: equal after the notebook's clamp
+        got = np.maximum(got, 0)
     diff = float(np.abs(got - expected).max())
     print(f"{name}: max abs difference {diff:.3g} (output scale {np.abs(expected).max():.3g})")
     assert got.shape == expected.shape and np.abs(expected).max() > 0
