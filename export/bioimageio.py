@@ -9,7 +9,6 @@ TF 2.10 and TF 2.7 engines), zipped with its files at the zip root as JDLL unzip
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from loczoo.export.common import (
     network_input,
     sample_raw_input,
 )
+from loczoo.presets import sha256_of
 
 FORMAT_VERSION = "0.5.4"
 SAVED_MODEL_ZIP = "tf_saved_model.zip"
@@ -32,12 +32,8 @@ KERAS_H5 = "keras_model.h5"
 LICENSE_FILE = Path(__file__).resolve().parents[1] / "LICENSE"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _file(path: Path) -> dict:
-    return {"source": path.name, "sha256": _sha256(path)}
+    return {"source": path.name, "sha256": sha256_of(path)}
 
 
 def space_axes(source: ExportSource, output: bool) -> list[dict]:
@@ -221,7 +217,8 @@ def export_bioimageio(source: ExportSource, out: Path) -> None:
     layout = source.layout
     size = (layout.min_size(),) * 2
     raw = sample_raw_input(source, size)
-    expected = np.asarray(source.model(network_input(source, raw), training=False), np.float32)
+    x = network_input(source, raw)
+    expected = np.asarray(source.model(x, training=False), np.float32)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         pkg = work / "package"
@@ -230,8 +227,7 @@ def export_bioimageio(source: ExportSource, out: Path) -> None:
         _zip_folder(work / "frozen", pkg / SAVED_MODEL_ZIP)
         # The frozen model runs from the raw input through the package's own pre-processing,
         # so check it on the network input the entry makes.
-        diff = float(np.abs(run_saved_model(work / "frozen", network_input(source, raw))
-                            - expected).max())
+        diff = float(np.abs(run_saved_model(work / "frozen", x) - expected).max())
         np.save(pkg / "test_input.npy", raw.astype(np.float32))
         np.save(pkg / "test_output.npy", expected)
         write_cover(pkg / "cover.png", raw, expected, layout.spatial_output)
@@ -252,14 +248,13 @@ def export_bioimageio(source: ExportSource, out: Path) -> None:
                  "saved_model": _file(pkg / SAVED_MODEL_ZIP),
                  "documentation": _file(pkg / "README.md"), "cover": _file(pkg / "cover.png"),
                  "attachments": [_file(pkg / name) for name in attached]}
-        if _keras_hdf5(source, pkg / KERAS_H5, network_input(source, raw), expected):
+        if _keras_hdf5(source, pkg / KERAS_H5, x, expected):
             files["keras"] = _file(pkg / KERAS_H5)
         description = rdf(source, files, tf.__version__)
         (pkg / "rdf.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
         _zip_folder(pkg, out)
     problems = validate(out)
-    if problems:
-        out.unlink()
+    if problems:  # the caller's temporary file is removed, nothing reaches the output
         raise LoczooError(f"the bioimage.io package of {source.name} is invalid: {problems}")
 
 

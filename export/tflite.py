@@ -45,9 +45,9 @@ def operator_names(data: bytes) -> list[str]:
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     names = []
-    for code in model.operatorCodes:
+    for index, code in enumerate(model.operatorCodes):
         builtin = flatbuffer_utils.get_builtin_code_from_operator_code(code)
-        name = flatbuffer_utils.opcode_to_name(model, model.operatorCodes.index(code))
+        name = flatbuffer_utils.opcode_to_name(model, index)
         if builtin == flatbuffer_utils.schema_fb.BuiltinOperator.CUSTOM:
             name = f"CUSTOM:{code.customCode.decode() if code.customCode else '?'}"
         names.append(name)

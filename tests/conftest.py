@@ -32,3 +32,16 @@ def tiny_run(tmp_path_factory) -> Path:
     entry = get_entry("deep_storm")
     return train(entry, entry.config_cls.tiny(), out, steps_per_epoch=2, epochs=1,
                  validation_steps=1, quiet=True)
+
+
+@pytest.fixture()
+def run_cli(capsys):
+    """``run_cli(*argv) -> (exit code, stdout, stderr)`` of the ``loczoo`` command."""
+    from loczoo.tools import cli
+
+    def run(*argv) -> tuple[int, str, str]:
+        code = cli.main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

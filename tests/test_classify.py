@@ -11,8 +11,6 @@ import pytest
 import tifffile
 from PIL import Image
 
-from loczoo.tools import cli
-
 
 @pytest.fixture(scope="module")
 def plcnn_run(tmp_path_factory):
@@ -35,15 +33,10 @@ def images(tmp_path):
     return folder
 
 
-def run_cli(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
-
-def test_classify_writes_probabilities_and_grad_cam(plcnn_run, images, tmp_path, capsys):
+def test_classify_writes_probabilities_and_grad_cam(plcnn_run, images, tmp_path, run_cli):
     out = tmp_path / "probs.csv"
-    code, stdout, err = run_cli(capsys, "classify", images, "--out", out, "--model", plcnn_run,
+    code, stdout, err = run_cli("classify", images, "--out", out, "--model", plcnn_run,
                                 "--explain", "--quiet")
     assert code == 0, err
     rows = list(csv.DictReader(out.open()))
@@ -59,26 +52,26 @@ def test_classify_writes_probabilities_and_grad_cam(plcnn_run, images, tmp_path,
     assert cam.shape == (50, 70, 3)  # the image's own size
     assert "2 images classified" in stdout
     # Existing maps are not overwritten without --overwrite.
-    code, _, err = run_cli(capsys, "classify", images, "--out", tmp_path / "p2.csv", "--model",
+    code, _, err = run_cli("classify", images, "--out", tmp_path / "p2.csv", "--model",
                            plcnn_run, "--explain")
     assert code == 2 and "a.gradcam.png exists" in err and not (tmp_path / "p2.csv").exists()
 
 
-def test_classify_refuses_bad_input(plcnn_run, images, tmp_path, capsys):
+def test_classify_refuses_bad_input(plcnn_run, images, tmp_path, run_cli):
     (images / "c.tif").write_bytes(b"II*\x00truncated")
     out = tmp_path / "probs.csv"
-    code, _, err = run_cli(capsys, "classify", images, "--out", out, "--model", plcnn_run)
+    code, _, err = run_cli("classify", images, "--out", out, "--model", plcnn_run)
     assert code == 2 and "c.tif" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     (images / "c.tif").unlink()
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(images / "rgb.png")
-    code, _, err = run_cli(capsys, "classify", images / "rgb.png", "--out", out, "--model",
+    code, _, err = run_cli("classify", images / "rgb.png", "--out", out, "--model",
                            plcnn_run)
     assert code == 2 and "has 3 channels; the model takes 1" in err and not out.exists()
-    code, _, err = run_cli(capsys, "classify", images / "a.tif", "--out", out, "--model",
+    code, _, err = run_cli("classify", images / "a.tif", "--out", out, "--model",
                            "deep_storm")
     assert code == 2 and "not a classifier" in err and not out.exists()
-    code, _, err = run_cli(capsys, "classify", tmp_path / "nope.tif", "--out", out)
+    code, _, err = run_cli("classify", tmp_path / "nope.tif", "--out", out)
     assert code == 2 and "does not exist" in err
 
 
@@ -95,12 +88,12 @@ def _class_folders(root, per_class=4):
     return root
 
 
-def test_train_cross_validation_on_class_folders(tmp_path, capsys):
+def test_train_cross_validation_on_class_folders(tmp_path, run_cli):
     import json
 
     data = _class_folders(tmp_path / "cells")
     out = tmp_path / "cv"
-    code, stdout, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--data", data,
+    code, stdout, err = run_cli("train", "plcnn", "--config", "tiny", "--data", data,
                                 "--folds", "2", "--steps-per-epoch", "1", "--epochs", "1",
                                 "--out", out, "--quiet")
     assert code == 0, err
@@ -121,53 +114,53 @@ def test_train_cross_validation_on_class_folders(tmp_path, capsys):
     config = json.loads((out / "fold_01" / "config.json").read_text())
     assert config["class_names"] == ["er", "nucleus"] and config["channels"] == 1
 
-    code, _, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--folds", "2",
+    code, _, err = run_cli("train", "plcnn", "--config", "tiny", "--folds", "2",
                            "--out", tmp_path / "cv2")
     assert code == 2 and "--folds needs a data set" in err
-    code, _, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--data", data,
+    code, _, err = run_cli("train", "plcnn", "--config", "tiny", "--data", data,
                            "--folds", "5", "--out", tmp_path / "cv3")
     assert code == 2 and "5 folds need at least 5 images per class" in err
     assert not (tmp_path / "cv3").exists() and not (tmp_path / "cv3.partial").exists()
 
 
-def test_train_from_tensorflow_datasets(tmp_path, capsys):
+def test_train_from_tensorflow_datasets(tmp_path, run_cli):
     import json
 
-    code, _, err = run_cli(capsys, "train", "deep_storm", "--config", "tiny", "--data",
+    code, _, err = run_cli("train", "deep_storm", "--config", "tiny", "--data",
                            "tfds:smlm_simulated/tiny", "--tfds-dir", tmp_path / "tfds",
                            "--steps-per-epoch", "1", "--epochs", "1", "--validation-steps", "1",
                            "--out", tmp_path / "run", "--quiet")
     assert code == 0, err
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["data"] == "tfds:smlm_simulated/tiny"
-    code, _, err = run_cli(capsys, "train", "plcnn", "--config", "tiny", "--data",
+    code, _, err = run_cli("train", "plcnn", "--config", "tiny", "--data",
                            "tfds:protein_localization/cho", "--tfds-dir", tmp_path / "tfds",
                            "--out", tmp_path / "run2")
     assert code == 2 and "cannot prepare tfds:protein_localization/cho" in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_simulate_cells_writes_class_folders_that_classify_scores(plcnn_run, tmp_path, capsys):
+def test_simulate_cells_writes_class_folders_that_classify_scores(plcnn_run, tmp_path, run_cli):
     out = tmp_path / "cells"
     argv = ["simulate-cells", out, "--per-class", "2", "--size", "40", "--patterns", "nucleus",
             "er", "--seed", "3", "--quiet"]
-    code, stdout, err = run_cli(capsys, *argv)
+    code, stdout, err = run_cli(*argv)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["er", "nucleus"]
     first = tifffile.imread(out / "er" / "cell_000.tif")
     assert first.shape == (40, 40) and first.dtype == np.uint16 and first.max() > first.min()
     # An existing folder is kept without --overwrite; with it, the same seed gives the same cells.
-    code, _, err = run_cli(capsys, *argv)
+    code, _, err = run_cli(*argv)
     assert code == 2 and "exists" in err
-    code, _, err = run_cli(capsys, *argv, "--overwrite")
+    code, _, err = run_cli(*argv, "--overwrite")
     assert code == 0 and np.array_equal(tifffile.imread(out / "er" / "cell_000.tif"), first)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells"]  # no temporary folder left
 
-    code, _, err = run_cli(capsys, "simulate-cells", tmp_path / "bad", "--patterns", "cytosol")
+    code, _, err = run_cli("simulate-cells", tmp_path / "bad", "--patterns", "cytosol")
     assert code == 2 and "patterns must be" in err and not (tmp_path / "bad").exists()
 
     # The tiny model's classes include "nucleus" and "er": folders named after classes are scored.
-    code, stdout, err = run_cli(capsys, "classify", out / "er", out / "nucleus", "--out",
+    code, stdout, err = run_cli("classify", out / "er", out / "nucleus", "--out",
                                 tmp_path / "p.csv", "--model", plcnn_run, "--quiet")
     assert code == 0, err
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))

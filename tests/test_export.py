@@ -16,16 +16,10 @@ import tifffile
 from loczoo.export import export_model
 from loczoo.export.common import load_source, network_input, sample_raw_input
 from loczoo.registry import KNOWN_ENTRIES
-from loczoo.tools import cli
 
 # max |exported - Keras| / max |Keras| allowed: float32 graphs with other kernels and fusions.
 RELATIVE_TOLERANCE = 1e-5
 
-
-def run_cli(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def reference(source, size):
@@ -112,7 +106,7 @@ def test_tile_starts_cover_the_frame_on_the_pooling_grid():
     assert kept_until == 150 and tile_starts(40, 64, 10, 4) == [0]
 
 
-def test_localize_runs_a_tflite_export(tmp_path, capsys):
+def test_localize_runs_a_tflite_export(tmp_path, run_cli):
     from loczoo.smlm.simulate import simulate_stack
 
     source = load_source("deep_storm")
@@ -122,7 +116,7 @@ def test_localize_runs_a_tflite_export(tmp_path, capsys):
     model = export_model("deep_storm", "tflite", tmp_path / "m.tflite", size=(32, 32))
     results = {}
     for name, arg in (("tflite", model), ("keras", "deep_storm")):
-        code, _, err = run_cli(capsys, "localize", stack, "--out", tmp_path / f"{name}.csv",
+        code, _, err = run_cli("localize", stack, "--out", tmp_path / f"{name}.csv",
                                "--model", arg, "--pixel-size", 100, "--quiet")
         assert code == 0, err
         results[name] = np.loadtxt(tmp_path / f"{name}.csv", delimiter=",", skiprows=1,
@@ -173,7 +167,7 @@ def test_bioimageio_package_validates_and_passes_test_model(name, tmp_path):
         assert result.status == "passed", result.format()
 
 
-def test_bad_input_gets_one_error_line_and_nothing_written(tmp_path, capsys):
+def test_bad_input_gets_one_error_line_and_nothing_written(tmp_path, run_cli):
     out = tmp_path / "m.tflite"
     cases = [
         (["export", "nope", "--format", "tflite", "--out", out],
@@ -191,14 +185,14 @@ def test_bad_input_gets_one_error_line_and_nothing_written(tmp_path, capsys):
          "does not exist"),
     ]
     for argv, message in cases:
-        code, _, err = run_cli(capsys, *argv)
+        code, _, err = run_cli(*argv)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     out.write_bytes(b"keep me")
-    code, _, err = run_cli(capsys, "export", "deep_storm", "--format", "tflite", "--out", out)
+    code, _, err = run_cli("export", "deep_storm", "--format", "tflite", "--out", out)
     assert code == 2 and "exists" in err and out.read_bytes() == b"keep me"
     # An entry the format cannot take (ZeroCostDL4Mic: Deep-STORM networks only).
-    code, _, err = run_cli(capsys, "export", "plcnn", "--format", "zerocost", "--out",
+    code, _, err = run_cli("export", "plcnn", "--format", "zerocost", "--out",
                            tmp_path / "zc")
     assert code == 2 and not (tmp_path / "zc").exists()
     assert json.dumps(sorted(p.name for p in tmp_path.iterdir())) == '["m.tflite"]'

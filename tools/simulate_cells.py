@@ -27,23 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
-    from pathlib import Path
-
     import numpy as np
     import tifffile
 
     from loczoo.errors import LoczooError
-    from loczoo.outputs import atomic_folder
+    from loczoo.outputs import atomic_folder, prepare_folder_output
     from loczoo.progress import ProgressPrinter
     from loczoo.proteins.simulate import PATTERNS, CellImagingConfig, simulate_cells
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise LoczooError(f"output {out} exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise LoczooError(f"output {out} is a file; expected a folder name")
-    if not out.parent.is_dir():
-        raise LoczooError(f"output folder {out.parent} does not exist")
+    out = prepare_folder_output(args.out, args.overwrite)
     if args.per_class < 1:
         raise LoczooError(f"--per-class must be >= 1, got {args.per_class}")
     imaging = CellImagingConfig(size=args.size, patterns=tuple(args.patterns or PATTERNS),

@@ -23,6 +23,18 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+def prepare_folder_output(path: str | Path, overwrite: bool) -> Path:
+    """``prepare_output`` for an output that is a folder."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise LoczooError(f"output {path} exists; pass --overwrite to replace it")
+    if path.exists() and not path.is_dir():
+        raise LoczooError(f"output {path} is a file; expected a folder name")
+    if not path.parent.is_dir():
+        raise LoczooError(f"output folder {path.parent} does not exist")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
