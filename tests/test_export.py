@@ -126,7 +126,9 @@ def test_localize_runs_a_tflite_export(tmp_path, run_cli):
 
 
 @pytest.mark.parametrize("name", ["deep_storm", "subpixel_dt", "decode", "plcnn"])
-def test_bioimageio_package_validates_and_passes_test_model(name, tmp_path):
+def test_bioimageio_package_validates_and_passes_test_model(name, tmp_path, monkeypatch):
+    # bioimageio.core unzips SavedModel weights into the working folder.
+    monkeypatch.chdir(tmp_path)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # bioimageio.core's Keras adapter
     import yaml
     from bioimageio.core import test_model
