@@ -164,10 +164,8 @@ def test_presets_are_valid(setup):
     assert entry.default_preset is None or entry.default_preset in entry.presets
     for name, preset in entry.presets.items():
         assert preset.name == name and preset.entry == entry.name
-        folder = preset.verified_folder()
-        for file, digest in preset.files.items():
-            assert sha256_of(folder / file) == digest
-        assert preset.training and preset.license and preset.citation
+        assert sha256_of(preset.weights_path()) == preset.weights.sha256
+        assert isinstance(preset.build_config(), entry.config_cls)
 
 
 def test_run_folder_holds_weights_without_optimizer_state(tiny_run):

@@ -15,7 +15,7 @@ from loczoo.tools.common import run_tool
 
 # subcommand -> (module in loczoo.tools, one-line help)
 SUBCOMMANDS = {
-    "list": ("list", "list zoo entries and their pretrained presets"),
+    "list": ("list", "list zoo entries, their pretrained presets, sizes and whether cached"),
     "simulate": ("simulate", "simulate an SMLM stack (TIFF) and its ground truth (CSV)"),
     "train": ("train", "train a zoo entry and write a run folder"),
     "calibrate": ("calibrate", "choose a localization model's detection threshold on "
@@ -27,6 +27,9 @@ SUBCOMMANDS = {
                                          "protein patterns), one folder per class"),
     "export": ("export", "export a model: SavedModel, TFLite, bioimage.io package or "
                          "ZeroCostDL4Mic folder"),
+    "mirror": ("mirror", "copy the verified preset weights into a download-mirror folder"),
+    "make-preset": ("make_preset", "turn a trained run folder into a preset (float16 weights, "
+                                   "registry declaration)"),
     "classify": ("classify", "classify protein localization in cell images, write a CSV of "
                              "class probabilities (and Grad-CAM maps)"),
 }

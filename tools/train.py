@@ -62,17 +62,15 @@ def parent_config(entry, init: str, config_name: str | None):
     """The configuration of the preset or run folder that ``--init`` names: a continued or
     fine-tuned model must keep its parent's architecture and data constants."""
     from loczoo.bundle import resolve
-    from loczoo.config import load_json
     from loczoo.errors import LoczooError
-    from loczoo.runfolder import CONFIG
 
     if config_name is not None:
         raise LoczooError("--config and --init exclude each other: --init starts from the "
                           "parent's configuration (change it with --set)")
-    parent_entry, folder, _ = resolve(init)
-    if parent_entry.name != entry.name:
-        raise LoczooError(f"--init {init} is a {parent_entry.name} model, not {entry.name}")
-    return load_json(entry.config_cls, folder / CONFIG)
+    parent = resolve(init)
+    if parent.entry.name != entry.name:
+        raise LoczooError(f"--init {init} is a {parent.entry.name} model, not {entry.name}")
+    return parent.config
 
 
 def training_source(args, entry, config):

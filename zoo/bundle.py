@@ -11,6 +11,7 @@ import numpy as np
 from loczoo import runfolder
 from loczoo.config import load_json, with_overrides
 from loczoo.errors import LoczooError
+from loczoo.presets import download_progress
 from loczoo.registry import KNOWN_ENTRIES, ZooEntry, get_entry
 from loczoo.smlm.localizations import Localizations
 
@@ -22,6 +23,7 @@ class ModelBundle:
     model: object
     metadata: dict
     source: str
+    weights_file: Path | None = None  # where the weights were loaded from (None: built here)
 
     def __post_init__(self):
         import tensorflow as tf
@@ -98,18 +100,34 @@ class ModelBundle:
         model = self.entry.build_model(config)
         model.set_weights(self.model.get_weights())
         return ModelBundle(entry=self.entry, config=config, model=model, metadata=self.metadata,
-                           source=f"{self.source}, camera {' '.join(overrides)}")
+                           source=f"{self.source}, camera {' '.join(overrides)}",
+                           weights_file=self.weights_file)
 
 
-def resolve(name_or_path: str) -> tuple[ZooEntry, Path, str]:
-    """(entry, folder, description) for a run folder, ``entry`` or ``entry/preset``."""
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a model name points to: its entry, configuration, verified weights file and
+    training record."""
+
+    entry: ZooEntry
+    config: object
+    weights: Path
+    metadata: dict
+    description: str
+
+
+def resolve(name_or_path: str) -> ResolvedModel:
+    """A run folder, ``entry`` (its default preset) or ``entry/preset``. A preset's weights come
+    from the user cache, the package or a download mirror (``loczoo.presets``), verified."""
     path = Path(name_or_path)
     if path.is_dir():
         if not runfolder.is_run_folder(path):
             raise LoczooError(f"{path} is not a run folder (it needs {runfolder.CONFIG}, "
                               f"{runfolder.WEIGHTS} and {runfolder.METADATA})")
-        entry_name = runfolder.read_metadata(path).get("entry")
-        return get_entry(entry_name), path, f"run folder {path}"
+        metadata = runfolder.read_metadata(path)
+        entry = get_entry(metadata.get("entry"))
+        return ResolvedModel(entry, load_json(entry.config_cls, path / runfolder.CONFIG),
+                             path / runfolder.WEIGHTS, metadata, f"run folder {path}")
     entry_name, _, preset_name = name_or_path.partition("/")
     if entry_name not in KNOWN_ENTRIES:
         raise LoczooError(f"--model {name_or_path!r} is neither a run folder nor a preset; "
@@ -120,16 +138,18 @@ def resolve(name_or_path: str) -> tuple[ZooEntry, Path, str]:
         raise LoczooError(f"entry {entry_name!r} has no preset {preset_name!r}; presets: "
                           f"{', '.join(entry.presets) or 'none'}")
     preset = entry.presets[preset_name]
-    return entry, preset.verified_folder(), f"preset {entry_name}/{preset_name}"
+    weights = preset.weights_path(download_progress(f"downloading {preset.id}"))
+    return ResolvedModel(entry, preset.build_config(), weights, preset.metadata(),
+                         f"preset {preset.id}")
 
 
 def load_bundle(name_or_path: str) -> ModelBundle:
-    entry, folder, description = resolve(name_or_path)
-    config = load_json(entry.config_cls, folder / runfolder.CONFIG)
-    model = entry.build_model(config)
+    resolved = resolve(name_or_path)
+    model = resolved.entry.build_model(resolved.config)
     try:
-        model.load_weights(folder / runfolder.WEIGHTS)
+        model.load_weights(resolved.weights)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for bad weight files
-        raise LoczooError(f"cannot load weights {folder / runfolder.WEIGHTS}: {err}") from None
-    return ModelBundle(entry=entry, config=config, model=model,
-                       metadata=runfolder.read_metadata(folder), source=description)
+        raise LoczooError(f"cannot load weights {resolved.weights}: {err}") from None
+    return ModelBundle(entry=resolved.entry, config=resolved.config, model=model,
+                       metadata=resolved.metadata, source=resolved.description,
+                       weights_file=resolved.weights)

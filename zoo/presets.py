@@ -1,16 +1,49 @@
-"""Pretrained presets: a folder shaped like a run folder (config.json, model.weights.h5,
-metadata.json) shipped inside the package as ``<entry>/weights/<preset>/``, with the sha256 of
-every file checked before use."""
+"""The presets registry: pretrained models of the zoo, and where their weights come from.
+
+A preset names one weights file (with its sha256 and size), the configuration it needs (a named
+base configuration plus ``KEY=VALUE`` overrides: architecture and data constants), its
+post-processing parameters, license, citation and the command that trained it. Its training
+record (``metadata.json``: history, calibration) and model card (``MODEL_CARD.md``) ship in
+``loczoo/<entry>/weights/<preset>/``.
+
+The weights file is looked for, in order, in
+
+1. the user cache: ``$LOCZOO_HOME/weights/<entry>/<preset>/`` (``LOCZOO_HOME`` defaults to
+   ``loczoo`` under the Keras cache, ``$KERAS_HOME`` or ``~/.keras``);
+2. the copy shipped inside the package (``loczoo/<entry>/weights/<preset>/``);
+3. the download mirrors: the URLs in ``$LOCZOO_MIRRORS`` (a lab's own, separated by spaces or
+   commas) then ``DEFAULT_MIRRORS``; a mirror holds ``<entry>/<preset>/<file>`` under its URL
+   (``loczoo mirror FOLDER`` writes that layout). Downloads go to the user cache.
+
+(A run folder given instead of a preset name is used as it is.) Every file is checked against
+its sha256 before use: a cached or downloaded file that does not match is deleted and never
+used; a download is written to a temporary name and renamed only once verified.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+import http.client
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from loczoo.errors import LoczooError
+
+# Where the project publishes release weights: none yet, so a preset whose weights are neither
+# cached nor shipped needs a mirror in $LOCZOO_MIRRORS.
+DEFAULT_MIRRORS: tuple[str, ...] = ()
+MIRRORS_VARIABLE = "LOCZOO_MIRRORS"
+HOME_VARIABLE = "LOCZOO_HOME"
+DOWNLOAD_TIMEOUT_S = 60
+METADATA = "metadata.json"
+MODEL_CARD = "MODEL_CARD.md"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -21,35 +54,203 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file by name, sha256 and size in bytes."""
+
+    name: str
+    sha256: str
+    size: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class Preset:
     """A pretrained model of one entry.
 
-    files: file name -> sha256 of each file in the preset folder.
+    config: the named configuration it starts from (``default``, or a variant of the entry).
+    overrides: ``KEY=VALUE`` changes to it (as ``--set``): architecture and data constants.
+    postprocess: post-processing parameters chosen for these weights (e.g. the calibrated
+        detection threshold), applied as overrides too.
     training: the exact command (and budget) that produced the weights.
     """
 
     name: str
     entry: str
     description: str
-    files: Mapping[str, str]
+    weights: WeightsFile
+    config: str = "default"
+    overrides: tuple[str, ...] = ()
+    postprocess: Mapping[str, float] = field(default_factory=dict)
     license: str = "MIT"
     citation: str = ""
     training: str = ""
 
     @property
-    def folder(self) -> Path:
+    def id(self) -> str:
+        return f"{self.entry}/{self.name}"
+
+    @property
+    def package_folder(self) -> Path:
         return Path(str(resources.files(f"loczoo.{self.entry}"))) / "weights" / self.name
 
-    def verified_folder(self) -> Path:
-        """The shipped folder, after checking that every file is present with its sha256."""
-        folder = self.folder
-        for name, expected in self.files.items():
-            path = folder / name
-            if not path.is_file():
-                raise LoczooError(f"preset {self.entry}/{self.name}: missing file {path}")
-            actual = sha256_of(path)
-            if actual != expected:
-                raise LoczooError(f"preset {self.entry}/{self.name}: {path} has sha256 "
-                                  f"{actual}, expected {expected}; refusing to use it")
-        return folder
+    @property
+    def cache_path(self) -> Path:
+        return loczoo_home() / "weights" / self.entry / self.name / self.weights.name
+
+    @property
+    def shipped_path(self) -> Path:
+        return self.package_folder / self.weights.name
+
+    def build_config(self):
+        """The entry configuration these weights need."""
+        from loczoo.config import named_config, with_overrides
+        from loczoo.registry import get_entry
+
+        base = named_config(get_entry(self.entry).config_cls, self.config)
+        post = [f"{key}={json.dumps(value)}" for key, value in self.postprocess.items()]
+        return with_overrides(base, [*self.overrides, *post])
+
+    def metadata(self) -> dict:
+        """The training record shipped with the preset ({} if there is none)."""
+        path = self.package_folder / METADATA
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def availability(self) -> str:
+        """'cached', 'shipped' or 'download' (by file presence and size, without hashing)."""
+        for where, path in (("cached", self.cache_path), ("shipped", self.shipped_path)):
+            if path.is_file() and path.stat().st_size == self.weights.size:
+                return where
+        return "download"
+
+    def weights_path(self, progress: Callable[[int, int], None] | None = None) -> Path:
+        """A verified copy of the weights: cached, shipped or downloaded into the cache."""
+        problems = []
+        cached = self.cache_path
+        if cached.is_file():
+            if _matches(cached, self.weights):
+                return cached
+            cached.unlink()  # a bad file is never kept in the cache
+            problems.append(f"the cached copy {cached} did not match its sha256 and was deleted")
+        shipped = self.shipped_path
+        if shipped.is_file():
+            if _matches(shipped, self.weights):
+                return shipped
+            problems.append(f"the shipped copy {shipped} does not match its sha256")
+        for base in mirrors():
+            url = mirror_url(base, self)
+            try:
+                download(url, cached, self.weights, progress)
+                return cached
+            except LoczooError as err:
+                problems.append(str(err))
+        if not mirrors():
+            problems.append(f"no download mirror is set (${MIRRORS_VARIABLE})")
+        raise LoczooError(f"preset {self.id}: no verified copy of {self.weights.name} "
+                          f"(sha256 {self.weights.sha256[:12]}...): " + "; ".join(problems))
+
+
+def loczoo_home() -> Path:
+    if os.environ.get(HOME_VARIABLE):
+        return Path(os.environ[HOME_VARIABLE]).expanduser()
+    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(keras_home).expanduser() / "loczoo"
+
+
+def mirrors() -> list[str]:
+    """The mirror base URLs to try, a lab's own ($LOCZOO_MIRRORS) first."""
+    own = os.environ.get(MIRRORS_VARIABLE, "").replace(",", " ").split()
+    return [*own, *DEFAULT_MIRRORS]
+
+
+def mirror_url(base: str, preset: Preset) -> str:
+    return f"{base.rstrip('/')}/{preset.entry}/{preset.name}/{preset.weights.name}"
+
+
+def check_url(url: str) -> None:
+    """Weights travel over HTTPS; plain HTTP only from this machine (tests, a local proxy) and
+    file:// for mirrors on a shared disk."""
+    parts = urllib.parse.urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme == "https" or parts.scheme == "file" or (parts.scheme == "http" and loopback):
+        return
+    raise LoczooError(f"refusing to download from {url}: mirrors must be https:// (or file://, "
+                      f"or http:// on this machine)")
+
+
+def download(url: str, dest: Path, expected: WeightsFile,
+             progress: Callable[[int, int], None] | None = None) -> Path:
+    """Download ``url`` to ``dest``: streamed into a temporary file beside it, checked against
+    the expected size and sha256, renamed only if both match (else deleted)."""
+    check_url(url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.download{os.getpid()}")
+    digest, done = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
+                open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+                done += len(block)
+                if done > expected.size:
+                    raise LoczooError(f"{url} is larger than the {expected.size} bytes expected")
+                if progress is not None:
+                    progress(done, expected.size)
+        if done != expected.size:
+            raise LoczooError(f"{url}: transfer ended after {done} of {expected.size} bytes")
+        if digest.hexdigest() != expected.sha256:
+            raise LoczooError(f"{url} has sha256 {digest.hexdigest()}, expected "
+                              f"{expected.sha256}; refusing it")
+        os.replace(tmp, dest)
+        return dest
+    except LoczooError:
+        raise
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+        # HTTPException covers a connection dropped mid-transfer (IncompleteRead).
+        raise LoczooError(f"cannot download {url}: {_reason(err)}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, urllib.error.URLError):
+        return str(err.reason)
+    if isinstance(err, http.client.HTTPException):
+        return f"{type(err).__name__}: {err}"
+    return str(err)
+
+
+def _matches(path: Path, expected: WeightsFile) -> bool:
+    return path.stat().st_size == expected.size and sha256_of(path) == expected.sha256
+
+
+def download_progress(label: str) -> Callable[[int, int], None]:
+    """A progress callback for downloads (MB done of total) on stderr."""
+    from loczoo.progress import ProgressPrinter
+
+    printer = ProgressPrinter(label, unit="MB")
+    return lambda done, total: printer(round(done / 1e6, 1), round(total / 1e6, 1))
+
+
+def write_float16_weights(src: str | Path, dst: str | Path) -> None:
+    """Copy a Keras ``.weights.h5`` file with its float32 arrays stored as float16 (half the
+    size; Keras casts them back when loading into a float32 model)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(src, "r") as fin, h5py.File(dst, "w") as fout:
+        fout.attrs.update(dict(fin.attrs))
+
+        def copy(name, item):
+            if isinstance(item, h5py.Group):
+                fout.require_group(name).attrs.update(dict(item.attrs))
+                return
+            data = item[()]
+            if isinstance(data, np.ndarray) and data.dtype == np.float32:
+                data = data.astype(np.float16)
+            fout.create_dataset(name, data=data).attrs.update(dict(item.attrs))
+
+        fin.visititems(copy)

@@ -35,8 +35,7 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
     if init is not None:
         from loczoo.bundle import resolve
 
-        _, folder, _ = resolve(init)
-        model.load_weights(folder / runfolder.WEIGHTS)
+        model.load_weights(resolve(init).weights)
     optimizer = entry.optimizer(config)
     metrics = entry.make_metrics(config) if entry.make_metrics else None
     model.compile(optimizer=optimizer, loss=entry.make_loss(config), metrics=metrics)

@@ -1,6 +1,6 @@
 """DECODE weights trained by the loczoo project."""
 
-from loczoo.presets import Preset
+from loczoo.presets import Preset, WeightsFile
 
 CITATION = ("Speiser A., Mueller L.-R., Hoess P., Matti U., Obara C. J., Legant W. R., Kreshuk "
             "A., Macke J. H., Ries J., Turaga S. C. Deep learning enables fast and dense "
@@ -19,11 +19,12 @@ PRESETS: dict[str, Preset] = {
                      "simulator: 100 nm pixels, PSF sigma 90-135 nm, 0.5-10 emitters/um^2, "
                      "800-6000 photons, background 5-120 photons, blinking (mean on-time 1 "
                      "frame)"),
-        files={
-            "config.json": "f2e8f2783d4a4e1c9ef6ed4210d51ffe865fd71b715124f377a6b170803ad8ef",
-            "model.weights.h5": "cd8017364ff7b37b4a7c59b1ed43a8dffac2cba2dcacc8a440583e97f0d79c7b",
-            "metadata.json": "30bb9193bd9c6a459576f70ea67e738af67ccb497ded68d12e8dda017958f0fb",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "97da13d02410c7f94ec549f40f05b93e666ed8b9b286cafe9fb60dcca5063b63",
+                            2108720),  # float16
+        overrides=("features=32", "inter_features=32", "batch_size=32", "input_offset=62.5",
+                   "input_scale=68.0", "photon_max=15408.885599144216", "background_max=187.2"),
+        postprocess={"threshold": 0.29},
         license="MIT",
         citation=CITATION,
         training=("loczoo train decode --out runs/decode_2d --set features=32 --set "
@@ -41,11 +42,14 @@ PRESETS: dict[str, Preset] = {
                      "on loczoo's simulator with the SMLM 2016 challenge EMCCD: 100 nm pixels, "
                      "in-focus PSF sigma 95-110 nm, 0.5-3 emitters/um^2, photons 7000 +/- "
                      "3000, blinking"),
-        files={
-            "config.json": "d341548730ecd0b1cd8881707e040c8b95fbd2137564a75488b6234c97dbcc1e",
-            "model.weights.h5": "3f5c169f12c8bf1f276786223350f8bcc181e1f8f841c2266307ff3c045b239d",
-            "metadata.json": "1c65f25203102a0b6aa11d86ef5c65c1619f826e604d961b07485bd38c09e89e",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "a92ba1dfe8b07f748bb705c17e54a1a898abbf93320ddc205680a151e85ec5d1",
+                            2108720),  # float16
+        config="3d",
+        overrides=("features=32", "inter_features=32", "batch_size=32", "input_offset=110.0",
+                   "input_scale=140.0", "photon_max=31000.0", "z_max=900.0",
+                   "background_max=240.0"),
+        postprocess={"threshold": 0.24},
         license="MIT",
         citation=CITATION,
         training=("loczoo train decode --config 3d --out runs/decode_3d --set features=32 "

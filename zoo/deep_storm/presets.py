@@ -1,6 +1,6 @@
 """Deep-STORM weights trained by the loczoo project (see README.md for the figures)."""
 
-from loczoo.presets import Preset
+from loczoo.presets import Preset, WeightsFile
 
 CITATION = ("Nehme E., Weiss L. E., Michaeli T., Shechtman Y. Deep-STORM: super-resolution "
             "single-molecule microscopy by deep learning. Optica 5(4):458-464 (2018), "
@@ -17,11 +17,11 @@ PRESETS: dict[str, Preset] = {
         entry="deep_storm",
         description=("4x upsampling; trained on loczoo's simulator: 100 nm pixels, PSF sigma "
                      "90-135 nm, 0.5-10 emitters/um^2, 800-6000 photons, sCMOS-like camera"),
-        files={
-            "config.json": "c8ff92a045ee735e9df000c21dbb678514aae066df83308dd99a20c53f536d16",
-            "model.weights.h5": "e0b1188102667cb174894745bc2accb67711921c8b387a132bb9f9a174a9c0d1",
-            "metadata.json": "63987478dcafbed8b9e78eb0df36d2e0e50c1f3efba48d5c8c99cf4375999cc4",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "90dacb6d5ae32b0131aee7914bc9b512a4f990b47e4a782153cf24bad1e9e2b8",
+                            2817536),  # float16
+        overrides=("upsampling=4", "norm_mean=0.16133", "norm_std=0.16309"),
+        postprocess={"threshold": 0.05},
         license="MIT",
         citation=CITATION,
         training=("loczoo train deep_storm --out runs/deep_storm_sim100_up4 --set upsampling=4 "

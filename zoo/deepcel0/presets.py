@@ -1,6 +1,6 @@
 """DeepCEL0 weights trained by the loczoo project (see README.md for the figures)."""
 
-from loczoo.presets import Preset
+from loczoo.presets import Preset, WeightsFile
 
 CITATION = ("Cascarano P., Comes M. C., Sebastiani A., Mencattini A., Loli Piccolomini E., "
             "Martinelli E. DeepCEL0 for 2D single-molecule localization in fluorescence "
@@ -18,11 +18,11 @@ PRESETS: dict[str, Preset] = {
         description=("4x upsampling, ReLU output, L2 + CEL0 loss; trained on loczoo's "
                      "simulator: 100 nm pixels, PSF sigma 90-135 nm, 0.5-10 emitters/um^2, "
                      "800-6000 photons"),
-        files={
-            "config.json": "3c8cf5926b258b5f2185ee4abb48a898a0545d7282f57fc791ee0a47923dc17d",
-            "model.weights.h5": "2d2b600956c34dc03a566e01f6122597ed8ad8618351a94305b3e46f3a2f477c",
-            "metadata.json": "2fbb8a38af2f76e417e3a70b7999d5fdc0d35f6a1f7da523d26773ed819a8184",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "9b267773fe7af49f59c9d389a1f5ccf1e5f41e33ed378e82520b5eaad6c07a05",
+                            2817536),  # float16
+        overrides=("norm_mean=0.16133", "norm_std=0.16309"),
+        postprocess={"threshold": 0.22},
         license="MIT",
         citation=CITATION,
         training=("loczoo train deepcel0 --out runs/deepcel0_sim100_up4 --steps-per-epoch 200 "

@@ -1,6 +1,6 @@
 """DSIR weights trained by the loczoo project."""
 
-from loczoo.presets import Preset
+from loczoo.presets import Preset, WeightsFile
 
 CITATION = ("Duarte A. DSIR: Deep-Learning Super-Resolution Image Reconstruction, convolutional "
             "auto-encoder for SMLM (2018), "
@@ -18,11 +18,11 @@ PRESETS: dict[str, Preset] = {
         description=("8x resizing, unshared batch norm, spikes x 100 (see README.md); trained "
                      "on loczoo's simulator: 100 nm pixels, PSF sigma 90-135 nm, 0.5-10 "
                      "emitters/um^2, 800-6000 photons"),
-        files={
-            "config.json": "0bea2b2026b1679fa2f8cde39ad973764c73e82c3d86d376f79a1ac9d5ac33fc",
-            "model.weights.h5": "f23f0e03ae48ec95e3c9a2eb092325100b8020d8bcb4d852078c4de35397f65a",
-            "metadata.json": "4851b58e300124d5aafb97715e1df707380d25f6de2b213e03fe5c4c1c48b8fe",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "0190368f0373ee4b34ac4735ea3c7d3d76fdb0dcde1dae734eda39fffaf06d0f",
+                            83288),  # float16
+        overrides=("learning_rate=0.001", "target_scale=100"),
+        postprocess={"threshold": 0.17},
         license="MIT",
         citation=CITATION,
         training=("loczoo train dsir --out runs/dsir_sim100_ts100 --set target_scale=100 "

@@ -1,6 +1,6 @@
 """PLCNN weights trained by the loczoo project."""
 
-from loczoo.presets import Preset
+from loczoo.presets import Preset, WeightsFile
 
 CITATION = ("Tahir M., Anwar S., Mian A. Deep localization of protein structures in fluorescence "
             "microscopy images. Neural Computing and Applications (2021), "
@@ -19,11 +19,9 @@ PRESETS: dict[str, Preset] = {
                      "golgi, vesicles, mitochondria, actin, microtubules; 128 x 128, one "
                      "channel): the demo and a starting point for fine-tuning, not a model of "
                      "real cells"),
-        files={
-            "config.json": "b496c2008ad4fa6c7a6dca073c170cd3e2a85e60378ab78e17998ecd515a0986",
-            "model.weights.h5": "27589ee57f23229ddb45dd86409e08c75650e123a990d4d647dcb40f0e22f17a",
-            "metadata.json": "860fac1f110efb71b69fdc734b23fda0f33ebfc05f159a6a0eb4ee2e47b312e7",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "3253775042da2f1a28aab54d998d472d52eb88f4f9c16815065eaf22660242c3",
+                            3488616),  # float16
         license="MIT",
         citation=CITATION,
         training=("loczoo train plcnn --out runs/plcnn_sim --steps-per-epoch 50 --epochs 40 "

@@ -1,6 +1,6 @@
 """Sub-pixel distance-transform CNN weights trained by the loczoo project."""
 
-from loczoo.presets import Preset
+from loczoo.presets import Preset, WeightsFile
 
 CITATION = ("Yee K., Hagen G., Ventura M. Localizing fluorescent proteins using super-resolution "
             "neural networks (2013 Bundled Tubes and 2016 SMLM challenge entries)")
@@ -22,11 +22,10 @@ PRESETS: dict[str, Preset] = {
         description=("2013 configuration (9 convolutions, r = 7, d_max 35); trained on "
                      "loczoo's simulator: 100 nm pixels, PSF sigma 90-135 nm, 0.5-10 "
                      "emitters/um^2, 800-6000 photons"),
-        files={
-            "config.json": "2044bf7a07cb3a55aa835d12d093dcdee70d6deeaa39d5724c5643b3315717cf",
-            "model.weights.h5": "350b1598e91693abc871b5b153c0f2ad832eada06eaa25012b8ca1c275d14095",
-            "metadata.json": "d525aac5757d1fb52355b5df96fa9207554e29d07158bbb1f2fcba7c5d86a301",
-        },
+        weights=WeightsFile("model.weights.h5",
+                            "bcd505111b7adc4738b5af9eb7d672fed5830529bbc8b58440e4e1d365850c8a",
+                            1100880),  # float16
+        postprocess={"threshold": 0.6},
         license="MIT",
         citation=CITATION,
         training=("loczoo train subpixel_dt --out runs/subpixel_dt_sim100 --steps-per-epoch 200 "
