@@ -17,6 +17,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HELD_OUT_SEED = 918_273  # not a training stream seed (those are seed + 0 or + 7,919)
 
 
+def held_out_predictions(bundle, images: int, batch_size: int = 16):
+    """(labels, predicted classes, ms per image) on ``images`` held-out synthetic cells."""
+    import numpy as np
+
+    from loczoo.plcnn.pipeline import cell_imaging, predict_probabilities
+    from loczoo.proteins.simulate import balanced_labels, simulate_cells
+
+    config = bundle.config
+    labels = np.asarray(balanced_labels(images, config.n_classes, [HELD_OUT_SEED, 1]))
+    cells = np.asarray(simulate_cells([HELD_OUT_SEED, 2], labels, cell_imaging(config))["images"])
+    bundle.model(cells[:batch_size], training=False)  # warm-up
+    start = time.perf_counter()
+    predicted = predict_probabilities(bundle.model, cells, batch_size).argmax(axis=1)
+    return labels, predicted, 1000 * (time.perf_counter() - start) / len(cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="plcnn", help="preset, entry or run folder")
@@ -29,17 +45,10 @@ def main() -> None:
 
     from loczoo.bundle import load_bundle
     from loczoo.plcnn.crossval import summarize
-    from loczoo.plcnn.pipeline import cell_imaging, predict_probabilities
-    from loczoo.proteins.simulate import balanced_labels, simulate_cells
 
     bundle = load_bundle(args.model)
     config = bundle.config
-    labels = np.asarray(balanced_labels(args.images, config.n_classes, [HELD_OUT_SEED, 1]))
-    images = np.asarray(simulate_cells([HELD_OUT_SEED, 2], labels, cell_imaging(config))["images"])
-    bundle.model(images[:args.batch_size], training=False)  # warm-up
-    start = time.perf_counter()
-    predicted = predict_probabilities(bundle.model, images, args.batch_size).argmax(axis=1)
-    ms = 1000 * (time.perf_counter() - start) / len(images)
+    labels, predicted, ms = held_out_predictions(bundle, args.images, args.batch_size)
     s = summarize(labels, predicted, [np.mean(labels == predicted)], config.class_names)
     print(f"model: {bundle.source}; {args.images} synthetic cells of {config.input_size} px, "
           f"batch {args.batch_size}, TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores")

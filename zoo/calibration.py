@@ -56,3 +56,45 @@ def isolated_emitter_errors(bundle, frames: int, photons: float, background: flo
     stack, truth = simulate_stack(imaging, frames, 64, 64, seed=seed)
     locs = bundle.localize(stack, pixel_size_nm=imaging.pixel_size_nm, batch_size=8)
     return evaluate(truth, locs, tolerance_nm=250.0), imaging
+
+
+def calibrate_run_folder(folder, *, frames: int = 64, size: int = 64, seed: int = 12345,
+                         tolerance_nm: float = 250.0, command: str = "", store: bool = True,
+                         data=None) -> tuple[dict, list[dict]]:
+    """Choose the detection threshold of a localization run folder and (if ``store``) write it
+    into its config.json, with the calibration recorded in metadata.json. The frames are
+    ``data`` (a ``TrainingData``: real frames with ground truth, e.g. a validation split) or
+    else ``frames`` frames of ``size`` px simulated with the run's own imaging configuration.
+    Returns (best row, rows)."""
+    import json
+
+    from loczoo import runfolder
+    from loczoo.bundle import load_bundle
+    from loczoo.config import save_json
+    from loczoo.errors import LoczooError
+    from loczoo.outputs import atomic_path
+
+    if not runfolder.is_run_folder(folder):
+        raise LoczooError(f"{folder} is not a run folder (presets are calibrated when built)")
+    bundle = load_bundle(str(folder))
+    if data is None:
+        imaging = bundle.config.imaging
+        stack, truth = simulate_stack(imaging, frames, size, size, seed=seed)
+        pixel_size_nm, source = imaging.pixel_size_nm, {"frames": frames, "size": size,
+                                                        "seed": seed}
+    else:
+        stack, truth, pixel_size_nm = data.frames, data.truth, data.pixel_size_nm
+        source = {"frames": int(stack.shape[0]), "data": "real frames with ground truth"}
+    rows = sweep_thresholds(bundle, stack, truth, pixel_size_nm, tolerance_nm=tolerance_nm)
+    best = best_threshold(rows)
+    if store:
+        with atomic_path(f"{folder}/{runfolder.CONFIG}") as tmp:
+            save_json(replace(bundle.config, threshold=best["threshold"]), tmp)
+        meta = dict(bundle.metadata)
+        meta["calibration"] = {"command": command, **source, "tolerance_nm": tolerance_nm,
+                               "threshold": best["threshold"], "jaccard": best["jaccard"],
+                               "rmse_lateral": best["rmse_lateral"],
+                               "efficiency_lateral": best["efficiency_lateral"]}
+        with atomic_path(f"{folder}/{runfolder.METADATA}") as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return best, rows

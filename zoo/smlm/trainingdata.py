@@ -51,3 +51,14 @@ class TrainingData:
         is_val = (index % 10) >= round(10 * (1 - validation_fraction))
         chosen = index[is_val] if split == "validation" else index[~is_val]
         return chosen if chosen.size else index
+
+    def subset(self, indices) -> "TrainingData":
+        """The frames at ``indices`` (0-based, increasing) with their ground truth, renumbered
+        from 1."""
+        indices = np.asarray(indices)
+        position = np.full(self.frames.shape[0] + 1, -1)
+        position[indices + 1] = np.arange(1, indices.size + 1)
+        truth = self.truth.select(position[self.truth.frame] > 0)
+        truth.frame = position[truth.frame]
+        return TrainingData(frames=np.asarray(self.frames[indices]), truth=truth,
+                            pixel_size_nm=self.pixel_size_nm)
