@@ -114,7 +114,7 @@ def test_train_refuses_bad_stacks(kind, tmp_path, run_cli):
     code, _, err = run_cli("train", "deep_storm", "--config", "tiny", "--data", stack,
                            "--gt", gt, "--pixel-size", "100", "--out", tmp_path / "run")
     assert code == 2 and err.startswith("error:") and err.strip().count("\n") == 0, err
-    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_existing_outputs_are_kept(sim_stack, tmp_path, run_cli):
@@ -189,7 +189,7 @@ def test_train_from_a_tiff_stack_with_ground_truth(sim_stack, tmp_path, run_cli)
     assert meta["epochs_done"] == 1 and meta["command"].startswith("loczoo train deep_storm")
     config = json.loads((run / "config.json").read_text())
     assert config["norm_mean"] is not None and config["norm_std"] > 0
-    assert not (tmp_path / "run.partial").exists()
+    assert meta["complete"] and not (run / "checkpoint").exists()  # nothing left to resume
 
 
 def test_train_init_continues_from_the_parents_configuration(tiny_run, tmp_path, run_cli):

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from loczoo.distribute import STRATEGIES
 from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 
@@ -41,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="start from this preset or run folder: its weights, its "
                                        "configuration (plus --set) and its data constants")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out from its last epoch (repeat "
+                             "its command; --epochs may change): the same result as an "
+                             "uninterrupted run")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="default: one device; mirrored: all GPUs of this machine; "
+                             "multiworker: several machines, each given TF_CONFIG (see "
+                             "loczoo.distribute). The batch size is the global batch")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -128,11 +137,20 @@ def cross_validate_run(args, entry, config, source, description) -> int:
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from loczoo.config import named_config, with_overrides
-    from loczoo.outputs import prepare_output
+    from loczoo.distribute import make_strategy
+    from loczoo.errors import LoczooError
+    from loczoo.outputs import prepare_folder_output
     from loczoo.registry import get_entry
     from loczoo.training import train
 
-    prepare_output(args.out, args.overwrite)
+    if args.resume and args.overwrite:
+        raise LoczooError("--resume and --overwrite exclude each other")
+    if args.folds and (args.resume or args.strategy != "default"):
+        raise LoczooError("--folds trains on one device: no --resume or --strategy")
+    if not args.resume:
+        prepare_folder_output(args.out, args.overwrite)
+    # Before any TensorFlow op: a multi-worker strategy configures the runtime at start-up.
+    strategy = make_strategy(args.strategy)
     entry = get_entry(args.entry)
     if args.init is None:
         config = named_config(entry.config_cls, args.config or "default")
@@ -144,10 +162,28 @@ def run(args: argparse.Namespace) -> int:
         return cross_validate_run(args, entry, config, source, description)
     folder = train(entry, config, args.out, source=source, steps_per_epoch=args.steps_per_epoch,
                    epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
-                   init=args.init, overwrite=args.overwrite, quiet=args.quiet,
-                   data_description=description,
-                   command=args.command_line)
+                   init=args.init, overwrite=args.overwrite, resume=args.resume,
+                   quiet=args.quiet, data_description=description, command=args.command_line,
+                   strategy=strategy)
+    return report_run(folder, strategy)
+
+
+def report_run(folder, strategy) -> int:
+    """Say where the run folder is (or that another worker wrote it) and whether training was
+    interrupted; the exit code: 130 after an interruption, else 0."""
+    from loczoo.distribute import worker_info
+    from loczoo.runfolder import read_metadata
+
+    worker, _ = worker_info(strategy)
+    if worker > 0:
+        print(f"worker {worker} done; worker 0 wrote the run folder {folder}")
+        return 0
     print(f"run folder: {folder}")
+    meta = read_metadata(folder)
+    if meta["interrupted"]:
+        print(f"interrupted after {meta['epochs_done']} of {meta['epochs_requested']} epochs; "
+              f"{folder} holds the best weights so far; continue with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,6 +1,7 @@
 """Run folders: what ``train`` writes and presets ship. Same layout for both:
 ``config.json`` (the entry config), ``model.weights.h5`` and ``metadata.json`` (entry name,
-versions, date, training data and command, measured metrics)."""
+versions, date, training data and command, measured metrics). ``loczoo.training`` adds
+``history.csv``, ``curves.png``, ``logs/`` and, until the run completes, ``checkpoint/``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from loczoo.errors import LoczooError
+from loczoo.outputs import atomic_path
 
 CONFIG = "config.json"
 WEIGHTS = "model.weights.h5"
@@ -54,13 +56,32 @@ def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata:
     tmp.mkdir(parents=True)
     save_json(config, tmp / CONFIG)
     _without_optimizer(entry, config, model).save_weights(tmp / WEIGHTS)
-    meta = {"entry": entry, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "versions": versions(), "parameters": int(model.count_params()), **metadata}
-    (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+    write_metadata(tmp, entry=entry, parameters=model.count_params(), metadata=metadata)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+
+def write_metadata(folder: str | Path, *, entry: str, parameters: int, metadata: dict) -> None:
+    """``folder/metadata.json`` (written to a temporary name, then renamed): the entry, date,
+    versions and parameter count, then ``metadata``."""
+    meta = {"entry": entry, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "versions": versions(), "parameters": int(parameters), **metadata}
+    with atomic_path(Path(folder) / METADATA) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def save_weights(model, path: str | Path) -> None:
+    """``model.save_weights(path)`` through a temporary name, so that ``path`` always holds
+    complete weights (Keras wants names ending in .weights.h5, hence the prefix)."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _without_optimizer(entry: str, config, model):

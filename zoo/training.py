@@ -1,97 +1,475 @@
-"""Training loop shared by every entry: the entry's optimizer (Adam by default), loss and
-datasets, per-epoch checkpoints in ``OUT.partial/`` and, at the end, a run folder ``OUT``
-written atomically."""
+"""Training loop shared by every entry (``loczoo train``, ``loczoo finetune``): the entry's
+optimizer (Adam by default), loss and datasets, on one device or several (``loczoo.distribute``).
+
+The run folder ``OUT`` is usable (``load_bundle``) from the start to the end, and after Ctrl-C
+or SIGTERM. Each file is replaced atomically (temporary name, then rename):
+
+- ``config.json``: the entry config (with its data constants), written at the start;
+- ``model.weights.h5``: the best weights so far by validation loss (the starting weights until
+  the first epoch ends), without optimizer state;
+- ``metadata.json``: settings, history so far, ``epochs_done``, ``complete``, ``interrupted``;
+- ``history.csv`` (one row per epoch), ``curves.png`` (loss curves), ``logs/`` (TensorBoard
+  scalars: ``tensorboard --logdir OUT/logs``);
+- ``checkpoint/``: what ``resume=True`` continues from, rewritten after every epoch: the
+  weights with optimizer state (``train.weights.h5``) and ``state.json`` (epoch, history, best
+  validation loss, the learning-rate schedule's counters, dropout seeds, settings). It is
+  deleted when the run completes.
+
+A resumed run gives the weights and history of an uninterrupted one: the data streams are
+seeded per element index, so the training stream continues at the element where it stopped.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import signal
+import sys
+import tempfile
 import threading
+import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
-from loczoo import runfolder
-from loczoo.config import save_json
+import keras
+import tensorflow as tf
+
+from loczoo import distribute, runfolder
+from loczoo.config import from_dict, to_dict
+from loczoo.curves import curves_image, progress_line
 from loczoo.errors import LoczooError
+from loczoo.outputs import atomic_folder, atomic_path
 from loczoo.registry import ZooEntry
+
+CHECKPOINT = "checkpoint"
+CHECKPOINT_WEIGHTS = "train.weights.h5"
+STATE = "state.json"
+HISTORY = "history.csv"
+CURVES = "curves.png"
+LOGS = "logs"
 
 
 def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_epoch: int,
           epochs: int, validation_steps: int = 20, seed: int = 0, init: str | None = None,
-          overwrite: bool = False, quiet: bool = False, data_description: str = "simulator",
-          command: str = "") -> Path:
-    """Train ``entry`` and write the run folder ``out``. Ctrl-C (or SIGTERM) stops training: the
-    run folder then holds the best weights so far and its metadata says it was interrupted."""
-    import keras
+          overwrite: bool = False, resume: bool = False, quiet: bool = False,
+          data_description: str = "simulator", command: str = "",
+          strategy="default") -> Path:
+    """Train ``entry`` into the run folder ``out`` and return it. Ctrl-C (or SIGTERM) stops
+    training: the run folder then holds the best weights so far, its metadata says it was
+    interrupted, and ``resume=True`` (same settings; ``epochs`` may change) continues it.
 
+    ``strategy``: "default", "mirrored", "multiworker" (see ``loczoo.distribute``; create a
+    multi-worker strategy at program start with ``distribute.make_strategy``) or a
+    tf.distribute strategy. ``config.batch_size`` is the global batch. Only the chief (worker 0)
+    writes ``out``."""
     out = Path(out)
-    if out.exists() and not overwrite:
+    if resume and overwrite:
+        raise LoczooError("--resume and --overwrite exclude each other")
+    if isinstance(strategy, str):
+        strategy = distribute.make_strategy(strategy)
+    worker, workers = distribute.worker_info(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise LoczooError(f"batch_size {config.batch_size} (the global batch) does not divide "
+                          f"evenly over {replicas} replicas")
+    settings = {"entry": entry.name, "config": _json_copy(to_dict(config)),
+                "steps_per_epoch": steps_per_epoch, "validation_steps": validation_steps,
+                "seed": seed, "data": data_description, "initialised_from": init}
+    state = read_checkpoint(out, settings) if resume else None
+    if state is None and worker == 0 and out.exists() and not overwrite:
         raise LoczooError(f"output {out} exists; pass --overwrite to replace it")
+
     keras.utils.set_random_seed(seed)
-    if init is None:  # a fine-tuned model keeps the data constants of its parent
+    if state is not None:
+        config = from_dict(entry.config_cls, state["config"])
+    elif init is None:  # a fine-tuned model keeps the data constants of its parent
         config = entry.prepare_config(config, source, seed)
-    model = entry.build_model(config)
-    if init is not None:
-        from loczoo.bundle import resolve
-
-        model.load_weights(resolve(init).weights)
-    optimizer = entry.optimizer(config)
-    metrics = entry.make_metrics(config) if entry.make_metrics else None
-    model.compile(optimizer=optimizer, loss=entry.make_loss(config), metrics=metrics)
-
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    save_json(config, partial / runfolder.CONFIG)
-    best = partial / "best.weights.h5"
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(best, save_best_only=True, save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(partial / "last.weights.h5", save_weights_only=True),
-        keras.callbacks.CSVLogger(partial / "history.csv"),
-    ]
-    if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+    model = _compiled_model(entry, config, strategy, init,
+                            resume_from=out / CHECKPOINT if state else None,
+                            seed_states=state["seed_states"] if state else {})
+    callbacks = []
+    if not isinstance(model.optimizer._learning_rate,
+                      keras.optimizers.schedules.LearningRateSchedule):
         # Deep-STORM's schedule (factor 0.1, patience 5, min 5e-5) on the validation loss,
         # unless the entry's optimizer brings its own schedule.
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.1, patience=5, min_lr=5e-5))
-    train_ds = entry.make_dataset(config, "train", source=source, seed=seed)
+        callbacks.append(_ResumableReduceLR(factor=0.1, patience=5, min_lr=5e-5,
+                                            state=state["reduce_lr"] if state else None))
+
+    # Workers other than the chief write the same files (saving may need every worker) to a
+    # temporary folder, deleted at the end.
+    folder = out if worker == 0 else Path(tempfile.mkdtemp(prefix=f"loczoo-worker{worker}-"))
+    metadata = {"data": data_description, "command": command, "seed": seed,
+                "steps_per_epoch": steps_per_epoch, "validation_steps": validation_steps,
+                "epochs_requested": epochs, "initialised_from": init,
+                "strategy": distribute.strategy_name(strategy), "workers": workers,
+                "replicas": replicas, "batch_size": config.batch_size}
+    run = _RunFolder(folder, out.name, entry, config, model, settings, metadata, state,
+                     quiet=quiet or worker > 0)
+    # The last callback saves the state of the others.
+    callbacks.append(_EpochEnd(run, epochs, callbacks[0] if callbacks else None))
+    interrupted, lost = False, None
+    try:
+        with _sigterm_as_interrupt():
+            try:
+                with _deferred_interrupts():
+                    if resume:
+                        run.note_resume(command)
+                    else:
+                        run.start(overwrite)
+                if not quiet:
+                    where = (f" on {workers} workers ({replicas} replicas; this is worker "
+                             f"{worker})" if workers > 1 else
+                             f" on {replicas} replicas" if replicas > 1 else "")
+                    print(f"training {entry.name}{where}: epochs {run.epochs_done + 1}-{epochs}"
+                          f" of {steps_per_epoch} steps, batch {config.batch_size}; run folder "
+                          f"{out}", file=sys.stderr, flush=True)
+                if run.epochs_done < epochs:
+                    train_ds, val_ds = _datasets(entry, config, source, seed, strategy,
+                                                 run.epochs_done * steps_per_epoch,
+                                                 validation_steps)
+                    model.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                              initial_epoch=run.epochs_done, validation_data=val_ds,
+                              callbacks=callbacks, verbose=0)
+            except KeyboardInterrupt:
+                interrupted = True
+            except (tf.errors.UnavailableError, tf.errors.AbortedError) as err:
+                if workers == 1:
+                    raise
+                lost, interrupted = err, True  # another worker stopped
+            with _deferred_interrupts():
+                run.finish(interrupted)
+    finally:
+        if worker > 0:
+            shutil.rmtree(folder, ignore_errors=True)
+    if lost is not None:
+        raise LoczooError(f"training stopped after {run.epochs_done} epochs: another worker "
+                          f"stopped or is unreachable ({type(lost).__name__}); restart all "
+                          f"workers with --resume")
+    if interrupted and worker > 0:
+        raise KeyboardInterrupt  # only the chief has a run folder to report
+    return out
+
+
+def _compiled_model(entry, config, strategy, init: str | None, resume_from: Path | None,
+                    seed_states: dict):
+    """The entry's model, compiled with its optimizer and loss in the strategy's scope,
+    starting from ``init``'s weights or continuing from the checkpoint ``resume_from``."""
+    with strategy.scope():
+        model = entry.build_model(config)
+        if init is not None and resume_from is None:
+            from loczoo.bundle import resolve
+
+            model.load_weights(resolve(init).weights)
+        optimizer = entry.optimizer(config)
+        if strategy.num_replicas_in_sync > 1:
+            # The single-process result on any number of replicas (see loczoo.distribute).
+            distribute.synchronize_batch_norm(model)
+            distribute.clip_after_all_reduce(optimizer)
+        metrics = entry.make_metrics(config) if entry.make_metrics else None
+        model.compile(optimizer=optimizer, loss=entry.make_loss(config), metrics=metrics)
+        optimizer.build(model.trainable_variables)  # so that a checkpoint can restore it
+        if resume_from is not None:
+            model.load_weights(resume_from / CHECKPOINT_WEIGHTS)  # weights and optimizer state
+            _set_seed_states(model, seed_states)
+    return model
+
+
+def _datasets(entry, config, source, seed, strategy, start: int, validation_steps: int):
+    """The training stream from element ``start`` on and the validation batches."""
+    train_ds = stream_from(entry.make_dataset(config, "train", source=source, seed=seed), start)
     # The same validation batches every epoch: the stream is seeded per element index.
     val_ds = entry.make_dataset(config, "validation", source=source, seed=seed).take(
         validation_steps)
     # Keras warns that it cannot shuffle a tf.data stream; ours is random by construction.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-    interrupted = False
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:  # `kill` stops like Ctrl-C (signal handlers exist only in the main thread)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    return (distribute.distribute_dataset(train_ds, strategy),
+            distribute.distribute_dataset(val_ds, strategy))
+
+
+def read_checkpoint(out: Path, settings: dict) -> dict:
+    """The resume state in ``out/checkpoint``, checked against this run's ``settings``."""
+    ckpt = Path(out) / CHECKPOINT
+    if not ckpt.is_dir():
+        if not Path(out).exists():
+            raise LoczooError(f"--resume: {out} does not exist")
+        meta = _metadata_or_none(out)
+        if meta and meta.get("complete"):
+            raise LoczooError(f"{out} is complete ({meta.get('epochs_done')} epochs); nothing "
+                              f"to resume (train on from it with --init {out})")
+        raise LoczooError(f"--resume: {out} has no checkpoint ({ckpt}) to continue from (on a "
+                          f"cluster, every worker needs to see it)")
     try:
-        model.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
-                  validation_data=val_ds, callbacks=callbacks, verbose=0 if quiet else 2)
-    except KeyboardInterrupt:
-        interrupted = True
+        state = json.loads((ckpt / STATE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise LoczooError(f"--resume: cannot read {ckpt / STATE}: {err}") from None
+    stored = state["settings"]
+    if stored["entry"] != settings["entry"]:
+        raise LoczooError(f"--resume: {out} is a {stored['entry']} run, not {settings['entry']}")
+    differences = [f"{key} {stored[key]!r} (asked: {settings[key]!r})"
+                   for key in ("steps_per_epoch", "validation_steps", "seed", "data",
+                               "initialised_from") if stored[key] != settings[key]]
+    differences += [f"config.{key} {value!r} (asked: {settings['config'].get(key)!r})"
+                    for key, value in stored["config"].items()
+                    if settings["config"].get(key) != value]
+    if differences:
+        shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+        raise LoczooError(f"--resume: {out} was started with other settings: {shown}. "
+                          f"Repeat its command with --resume: {state['command']}")
+    return state
+
+
+class _RunFolder:
+    """The run folder and the training state it records: history, best validation loss,
+    epochs done. Writes the run-folder files and the resume checkpoint."""
+
+    def __init__(self, folder: Path, name: str, entry, config, model, settings, metadata,
+                 state, quiet):
+        self.folder, self.name, self.entry, self.config = folder, name, entry, config
+        self.model, self.settings, self.metadata, self.quiet = model, settings, metadata, quiet
+        self.history = state["history"] if state else []
+        self.best = state["best_val_loss"] if state else None
+        self.command = state["command"] if state else metadata["command"]
+        self.resumed = state["resumed"] if state else []
+        self.reduce_lr_state = state["reduce_lr"] if state else None
+        self.scalars = _Scalars(folder / LOGS)
+        self.plain = None  # an uncompiled copy for the inference weights, built on first use
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+    def start(self, overwrite: bool) -> None:
+        """A fresh run folder with the starting weights and a checkpoint at epoch 0."""
+        from loczoo.config import save_json
+
+        if overwrite and self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.folder / runfolder.CONFIG) as tmp:
+            save_json(self.config, tmp)
+        self.save_inference_weights()
+        self.save_checkpoint(None)
+        self.write_metadata(complete=False, interrupted=False)
+
+    def note_resume(self, command: str) -> None:
+        self.resumed.append({"command": command, "from_epoch": self.epochs_done,
+                             "date": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    def end_epoch(self, row: dict, reduce_lr) -> None:
+        """Record an epoch; rewrite weights (if better), checkpoint, metadata, CSV, curves."""
+        self.history.append(row)
+        monitor = row.get("val_loss", row["loss"])
+        if self.best is None or monitor < self.best:
+            self.best = monitor
+            self.save_inference_weights()
+        self.save_checkpoint(reduce_lr)
+        self.write_metadata(complete=False, interrupted=False)
+        self.write_history()
+        self.scalars.write(row)
+
+    def finish(self, interrupted: bool) -> None:
+        complete = not interrupted and self.epochs_done >= self.metadata["epochs_requested"]
+        self.write_metadata(complete=complete, interrupted=interrupted)
+        self.scalars.close()
+        if complete:
+            shutil.rmtree(self.folder / CHECKPOINT, ignore_errors=True)
+
+    def save_inference_weights(self) -> None:
+        if self.plain is None:
+            self.plain = self.entry.build_model(self.config)
+        self.plain.set_weights(self.model.get_weights())
+        runfolder.save_weights(self.plain, self.folder / runfolder.WEIGHTS)
+
+    def save_checkpoint(self, reduce_lr) -> None:
+        state = {"epochs_done": self.epochs_done, "history": self.history,
+                 "best_val_loss": self.best, "command": self.command, "resumed": self.resumed,
+                 "reduce_lr": reduce_lr.state() if reduce_lr else self.reduce_lr_state,
+                 "seed_states": _seed_states(self.model), "settings": self.settings,
+                 "config": _json_copy(to_dict(self.config))}
+        with atomic_folder(self.folder / CHECKPOINT) as tmp:
+            runfolder.save_weights(self.model, tmp / CHECKPOINT_WEIGHTS)  # with optimizer
+            (tmp / STATE).write_text(json.dumps(state, indent=1) + "\n")
+
+    def write_metadata(self, *, complete: bool, interrupted: bool) -> None:
+        losses = [row["val_loss"] for row in self.history if "val_loss" in row]
+        meta = {**self.metadata, "command": self.command, "epochs_done": self.epochs_done,
+                "complete": complete, "interrupted": interrupted,
+                "best_val_loss": min(losses, default=None), "history": self.history}
+        if self.resumed:
+            meta["resumed"] = self.resumed
+        runfolder.write_metadata(self.folder, entry=self.entry.name,
+                                 parameters=self.model.count_params(), metadata=meta)
+
+    def write_history(self) -> None:
+        columns = list(dict.fromkeys(key for row in self.history for key in row))
+        with atomic_path(self.folder / HISTORY) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+        with atomic_path(self.folder / CURVES) as tmp:
+            curves_image(self.history, title=f"{self.entry.name}: {self.name}").save(
+                tmp, format="PNG")
+
+
+class _EpochEnd(keras.callbacks.Callback):
+    """After every epoch: the history row, the run folder and checkpoint (not interrupted
+    halfway by Ctrl-C), and a progress line with a sparkline of the validation loss."""
+
+    def __init__(self, run: _RunFolder, epochs: int, reduce_lr):
+        super().__init__()
+        self.run, self.epochs, self.reduce_lr = run, epochs, reduce_lr
+        self.started = self.epoch_start = time.monotonic()
+        self.session_epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        # ReduceLROnPlateau (if any) put the rate of this epoch into the logs before changing it.
+        rate = logs.pop("learning_rate", None)
+        if rate is None:
+            rate = self.model.optimizer.learning_rate
+        seconds = time.monotonic() - self.epoch_start
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()},
+               "learning_rate": float(rate), "seconds": round(seconds, 3)}
+        with _deferred_interrupts():
+            self.run.end_epoch(row, self.reduce_lr)
+        self.session_epochs += 1
+        if not self.run.quiet:
+            per_epoch = (time.monotonic() - self.started) / self.session_epochs
+            print(progress_line(self.run.history, self.epochs, per_epoch), file=sys.stderr,
+                  flush=True)
+
+
+class _ResumableReduceLR(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters (epochs without improvement, best loss, cooldown)
+    are saved in the checkpoint and restored on resume."""
+
+    def __init__(self, *, state: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.restored = state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # resets the counters
+        if self.restored:
+            self.wait = self.restored["wait"]
+            self.cooldown_counter = self.restored["cooldown_counter"]
+            self.best = self.restored["best"]
+
+    def state(self) -> dict:
+        return {"wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter),
+                "best": None if self.best is None else float(self.best)}
+
+
+class _Scalars:
+    """TensorBoard event files of the per-epoch scalars (``logs/train``, ``logs/validation``,
+    the tags Keras's TensorBoard callback uses), written with TensorFlow's own summary ops:
+    Keras's callback needs the tensorboard package, which loczoo does not install."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.writers = folder, {}
+
+    def write(self, row: dict) -> None:
+        from tensorflow.core.framework import summary_pb2
+
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+            data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
+        for key, value in row.items():
+            if key in ("epoch", "seconds"):
+                continue
+            split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            if split not in self.writers:
+                self.writers[split] = tf.summary.create_file_writer(str(self.folder / split))
+            with self.writers[split].as_default():
+                tf.summary.write(f"epoch_{name}", tf.constant(value, tf.float32),
+                                 step=row["epoch"], metadata=metadata)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+
+def stream_from(dataset, index: int):
+    """The elements of ``dataset`` from ``index`` on. The entries' streams are seeded per
+    element index and allow random access, so the elements before ``index`` are not computed;
+    streams without random access are skipped element by element."""
+    if index == 0:
+        return dataset
+    length = int(dataset.cardinality())
+    if length >= 0:
+        try:
+            tf.data.experimental.at(dataset, index)
+        except tf.errors.OpError:
+            pass  # no random access (e.g. shuffled real data): skip below
+        else:
+            return (tf.data.Dataset.range(index, length)
+                    .map(lambda i: tf.data.experimental.at(dataset, i),
+                         num_parallel_calls=tf.data.AUTOTUNE)
+                    .prefetch(tf.data.AUTOTUNE))
+    return dataset.skip(index)
+
+
+def _seed_states(model) -> dict:
+    """The dropout layers' random-generator states, which the weights files do not hold."""
+    return {v.path: v.numpy().tolist() for v in model.variables
+            if v.path.endswith("seed_generator_state")}
+
+
+def _set_seed_states(model, states: dict) -> None:
+    for v in model.variables:
+        if v.path in states:
+            v.assign(states[v.path])
+
+
+def _json_copy(value):
+    return json.loads(json.dumps(value))
+
+
+def _metadata_or_none(folder) -> dict | None:
+    try:
+        return json.loads((Path(folder) / runfolder.METADATA).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """`kill` stops training like Ctrl-C (signal handlers exist only in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-    if best.exists():
-        model.load_weights(best)
-    history = _read_history(partial / "history.csv")
-    metadata = {"data": data_description, "command": command, "seed": seed,
-                "steps_per_epoch": steps_per_epoch, "epochs_requested": epochs,
-                "epochs_done": len(history), "interrupted": interrupted,
-                "best_val_loss": min((h["val_loss"] for h in history), default=None),
-                "history": history, "initialised_from": init}
-    folder = runfolder.write_run_folder(out, entry=entry.name, config=config, model=model,
-                                        metadata=metadata, overwrite=True)
-    shutil.rmtree(partial, ignore_errors=True)
-    return folder
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+@contextmanager
+def _deferred_interrupts():
+    """Ctrl-C or SIGTERM during the block takes effect after it, so that the run folder and
+    checkpoint are never left half-updated."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if any(previous[s] is not signal.SIG_IGN for s in pending):
+        raise KeyboardInterrupt
