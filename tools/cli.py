@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "list": ("list", "list zoo entries, their pretrained presets, sizes and whether cached"),
     "simulate": ("simulate", "simulate an SMLM stack (TIFF) and its ground truth (CSV)"),
     "train": ("train", "train a zoo entry and write a run folder"),
+    "finetune": ("finetune", "fine-tune a preset or run folder on your stack (with ground truth, "
+                             "or the simulator set to its estimated imaging conditions)"),
     "calibrate": ("calibrate", "choose a localization model's detection threshold on "
                                "simulated frames"),
     "localize": ("localize", "localize molecules in a TIFF stack, write a CSV (and an image)"),

@@ -320,7 +320,9 @@ def read_stack(path: str | Path, pixel_size_nm: float | None = None) -> Stack:
                  path=path)
 
 
-def _as_frames(frames, what: str = "frames") -> np.ndarray:
+def as_frames(frames, what: str = "frames") -> np.ndarray:
+    """``frames`` as an [N, H, W] array of numbers (a single [H, W] frame gets N = 1), or one
+    LoczooError naming what is wrong; memory-mapped arrays are not copied."""
     data = np.asarray(frames)
     if data.ndim == 2:
         data = data[None]
@@ -362,7 +364,7 @@ def write_stack(path: str | Path, frames, pixel_size_nm: float | None = None,
     size is stored as resolution with unit um, so ``read_stack`` and Fiji read it back.
     """
     pixel_size_nm = _check_pixel_size(pixel_size_nm)
-    data = _as_frames(frames)
+    data = as_frames(frames)
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise LoczooError(f"frames for {path} contain NaN or infinite values")
     path = prepare_output(path, overwrite)

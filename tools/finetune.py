@@ -1,0 +1,185 @@
+"""loczoo finetune MODEL --out RUN: start from a preset or run folder and train on
+
+(a) the user's TIFF stack with its ground-truth CSV (``--data STACK --gt TRUTH.csv``), or
+(b) the simulator set to the user's imaging conditions (``--data STACK`` without ``--gt``),
+    estimated from the raw stack: camera baseline and gain from the mean-variance relation,
+    PSF sigma from isolated spots, emitter density and photons from a first localization pass
+    (with the Deep-STORM preset, which needs no camera). The estimates are printed
+    (``--estimate-only`` stops there). ``--set`` changes any of them, or sets the simulator by
+    hand when there is no stack.
+
+The result is a run folder like ``loczoo train`` writes (checkpoint every epoch, ``--resume``,
+Ctrl-C leaves a usable folder, curves and a TensorBoard log). With the simulator, the detection
+threshold is then re-chosen on simulated frames of the estimated conditions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from loczoo.tools.common import import_tensorflow_quietly, standalone
+
+FIRST_PASS_FRAMES = 200  # frames localized to estimate density, photons (and the camera)
+FIRST_PASS_MODEL = "deep_storm"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="preset (entry or entry/preset) or run folder to start "
+                                      "from")
+    parser.add_argument("--out", required=True, help="run folder to write")
+    parser.add_argument("--data", help="the user's TIFF stack (or folder of TIFFs); without "
+                                       "--gt the simulator is set to its imaging conditions; "
+                                       "without --data the simulator keeps the model's "
+                                       "conditions (plus --set)")
+    parser.add_argument("--gt", help="ground-truth CSV for --data: train on the frames "
+                                     "themselves")
+    parser.add_argument("--pixel-size", type=float, help="pixel size (nm) of --data, if its "
+                                                         "metadata has none")
+    parser.add_argument("--emccd", action="store_true",
+                        help="the stack comes from an EMCCD camera (gain estimation accounts "
+                             "for its excess noise factor 2)")
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="print the imaging estimates and the simulator settings, do not "
+                             "train")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override after the estimates, e.g. --set "
+                             "imaging.psf_sigma_nm=[120,140] (repeatable)")
+    parser.add_argument("--learning-rate", type=float,
+                        help="default: a tenth of the model's training learning rate")
+    parser.add_argument("--steps-per-epoch", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--validation-steps", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strategy", default="default",
+                        choices=("default", "mirrored", "multiworker"),
+                        help="tf.distribute strategy (multiworker: TF_CONFIG on every worker)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def estimate_conditions(stack, emccd: bool, quiet: bool):
+    """Imaging estimate of ``stack`` (a read TIFF stack), with a first localization pass for
+    density, photons and, in crowded data, the camera. The pass uses FIRST_PASS_MODEL, whatever
+    model is fine-tuned: it normalises each frame, so it needs no camera, and the model being
+    fine-tuned may be the one that fails on these data."""
+    import numpy as np
+
+    from loczoo.bundle import load_bundle
+    from loczoo.progress import ProgressPrinter
+    from loczoo.smlm.estimate import estimate_imaging
+
+    frames, pixel = stack.frames, stack.pixel_size_nm
+    step = max(1, len(frames) // FIRST_PASS_FRAMES)
+    chosen = np.asarray(frames[np.arange(0, len(frames), step)[:FIRST_PASS_FRAMES]])
+    first_pass = load_bundle(FIRST_PASS_MODEL)
+    locs = first_pass.localize(chosen, pixel_size_nm=pixel, progress=ProgressPrinter(
+        f"first localization pass ({first_pass.source})", quiet=quiet))
+    return estimate_imaging(chosen, pixel, localizations=locs,
+                            excess_noise_factor=2.0 if emccd else 1.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from loczoo.distribute import make_strategy, worker_info
+    from loczoo.errors import LoczooError
+    from loczoo.outputs import prepare_folder_output
+    from loczoo.runfolder import read_metadata
+    from loczoo.tools.train import load_training_data, report_run
+    from loczoo.training import train
+
+    if args.resume and args.overwrite:
+        raise LoczooError("--resume and --overwrite exclude each other")
+    if args.gt and not args.data:
+        raise LoczooError("--gt needs --data STACK")
+    if not args.resume:
+        prepare_folder_output(args.out, args.overwrite)
+    # Before any TensorFlow op: a multi-worker strategy configures the runtime at start-up.
+    strategy = make_strategy(args.strategy)
+    source = None
+    if args.data and args.gt:
+        source = load_training_data(args.data, args.gt, args.pixel_size)
+        description = f"{args.data} with ground truth {args.gt}"
+    elif args.data:
+        description = f"loczoo simulator set to the imaging conditions of {args.data}"
+    else:
+        description = "loczoo simulator"
+    entry, config = finetuning_config(args)
+    if args.estimate_only:
+        return 0
+    folder = train(entry, config, args.out, source=source, steps_per_epoch=args.steps_per_epoch,
+                   epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
+                   init=args.model, overwrite=args.overwrite, quiet=args.quiet,
+                   data_description=description, command=args.command_line,
+                   resume=args.resume, strategy=strategy)
+    if worker_info(strategy)[0] == 0 and not read_metadata(folder)["interrupted"]:
+        recalibrate(folder, source, args.seed)
+    return report_run(folder, strategy)
+
+
+def finetuning_config(args):
+    """(entry, config) to fine-tune with: the parent's configuration with the estimated imaging
+    conditions of ``--data`` (simulator mode), a lower learning rate and ``--set``. A resumed
+    run keeps the configuration it started with."""
+    from loczoo.bundle import load_bundle, resolve
+    from loczoo.config import load_json, with_overrides
+    from loczoo.errors import LoczooError
+    from loczoo.runfolder import CONFIG
+    from loczoo.smlm.io import read_stack
+
+    if args.resume:
+        entry = resolve(args.model).entry
+        if not (Path(args.out) / CONFIG).is_file():
+            raise LoczooError(f"{args.out} holds no run to resume")
+        print(f"resuming {args.out} with the settings it started with")
+        return entry, load_json(entry.config_cls, Path(args.out) / CONFIG)
+    parent = load_bundle(args.model)
+    entry, config = parent.entry, parent.config
+    if entry.task != "localization":
+        raise LoczooError(f"loczoo finetune is for localization models; train {entry.name} "
+                          f"on labelled images with `loczoo train {entry.name} --init "
+                          f"{args.model} --data FOLDER`")
+    overrides = []
+    if args.data and not args.gt:
+        stack = read_stack(args.data, args.pixel_size)
+        if stack.pixel_size_nm is None:
+            raise LoczooError(f"{args.data} has no pixel size in its metadata; pass "
+                              f"--pixel-size")
+        estimate = estimate_conditions(stack, args.emccd, args.quiet)
+        print(f"estimated from {args.data} ({stack.frames.shape[0]} frames of "
+              f"{stack.frames.shape[1]} x {stack.frames.shape[2]} px, "
+              f"{stack.pixel_size_nm:g} nm):")
+        for line in estimate.summary_lines():
+            print(f"  {line}")
+        overrides = estimate.imaging_overrides()  # the pixel size included
+    if hasattr(config, "learning_rate"):
+        overrides.append(f"learning_rate={args.learning_rate or config.learning_rate / 10:g}")
+    settings = overrides + args.set
+    print(f"fine-tuning {parent.source} with {' '.join(settings) or 'its own settings'}")
+    return entry, with_overrides(config, settings)
+
+
+def recalibrate(folder, source, seed: int) -> None:
+    """Re-choose the detection threshold for the fine-tuned weights: on the validation frames
+    of the user's data, or on frames simulated with the fine-tuned conditions."""
+    from loczoo.calibration import calibrate_run_folder
+
+    data = None if source is None else source.subset(source.split_frames("validation"))
+    best, _ = calibrate_run_folder(folder, frames=64, size=64, seed=seed + 12345, data=data,
+                                   command="loczoo finetune (calibration)")
+    where = ("simulated frames" if data is None else
+             "validation frames of the data")
+    count = 64 if data is None else data.frames.shape[0]
+    print(f"detection threshold {best['threshold']:.2f} chosen on {count} {where}: "
+          f"Jaccard {best['jaccard']:.3f}, RMSE {best['rmse_lateral']:.1f} nm")
+
+
+def main(argv=None) -> int:
+    return standalone("finetune", add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
