@@ -114,3 +114,40 @@ def test_first_pass_counts_emitters_on_a_sparse_stack(user_stack):
     per_frame = np.bincount(truth.frame, minlength=61)[1:]
     true_density = np.median(per_frame) / (4.8 * 4.8)
     assert estimate.emitters.density_per_um2 == pytest.approx(true_density, rel=0.3)
+
+
+def test_interrupted_finetuning_resumes_to_the_uninterrupted_result(tiny_run, user_stack,
+                                                                    tmp_path, run_cli,
+                                                                    monkeypatch):
+    """Simulator mode: the resumed run reuses the stored (estimated) configuration and ends
+    with the weights and history of a run that was never interrupted."""
+    from loczoo import training
+    from loczoo.bundle import load_bundle
+
+    folder, _ = user_stack
+    argv = ["finetune", tiny_run, "--data", folder / "stack.tif", "--epochs", "3",
+            "--steps-per-epoch", "3", "--validation-steps", "1", "--quiet"]
+    assert run_cli(*argv, "--out", tmp_path / "whole")[0] == 0
+
+    def on_train_batch_end(self, step, logs=None):  # Ctrl-C in the second epoch
+        if self.run.epochs_done == 1 and step == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training._EpochEnd, "on_train_batch_end", on_train_batch_end)
+        code, _, stderr = run_cli(*argv, "--out", tmp_path / "cut")
+    assert code == 130 and "continue with --resume" in stderr
+    meta = json.loads((tmp_path / "cut" / "metadata.json").read_text())
+    assert meta["interrupted"] and meta["epochs_done"] == 1 and "calibration" not in meta
+    load_bundle(str(tmp_path / "cut"))  # usable as it is
+    code, stdout, stderr = run_cli(*argv, "--out", tmp_path / "cut", "--resume")
+    assert code == 0, stderr
+    assert "resuming" in stdout and "estimated from" not in stdout
+    whole, cut = (json.loads((tmp_path / name / "metadata.json").read_text())
+                  for name in ("whole", "cut"))
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in whole["history"]]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in cut["history"]] == strip
+    for a, b in zip(load_bundle(str(tmp_path / "whole")).model.get_weights(),
+                    load_bundle(str(tmp_path / "cut")).model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert cut["calibration"]["threshold"] == whole["calibration"]["threshold"]
