@@ -123,7 +123,7 @@ def network_input(source: ExportSource, raw: np.ndarray) -> np.ndarray:
 
 def model_card(source: ExportSource, export_format: str, details: dict) -> str:
     """A short Markdown card: entry, preset, training data and command, measured figures,
-    versions, and what this export contains."""
+    versions, and what this export contains; then the preset's own model card, if any."""
     from loczoo.runfolder import versions
 
     meta = source.bundle.metadata
@@ -154,4 +154,7 @@ def model_card(source: ExportSource, export_format: str, details: dict) -> str:
     if "versions" in meta:
         lines += [f"- trained with {name} {version}" for name, version in meta["versions"].items()]
     lines += ["", "## Cite", ""] + [f"- {text} ({link})" for text, link in source.entry.citations]
+    if source.bundle.model_card:  # the preset's own card: its measured figures and limitations
+        card = source.bundle.model_card.replace("\n#", "\n##").removeprefix("# ")
+        lines += ["", f"## {card.strip()}"]
     return "\n".join(lines) + "\n"

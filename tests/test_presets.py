@@ -190,3 +190,18 @@ def test_preset_declaration_matches_make_preset(run_cli, tmp_path):
     for ours, shipped in zip(again.get_weights(), bundle.model.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, shipped)
 
+
+
+def test_model_cards_ship_and_travel_with_exports():
+    from loczoo.export.common import load_source, model_card
+
+    for name in KNOWN_ENTRIES:
+        for preset in get_entry(name).presets.values():
+            card = (preset.package_folder / "MODEL_CARD.md").read_text()
+            assert card.startswith(f"# Model card: {preset.id}")
+            assert preset.weights.sha256 in card
+            if get_entry(name).task == "localization":
+                assert "| nairr_HD |" in card and "| deepstorm_demo1 |" in card
+    exported = model_card(load_source("deep_storm"), "tflite", {})
+    assert "## Model card: deep_storm/sim-dense-100nm" in exported
+    assert "### Measured on ../shared/data" in exported

@@ -11,7 +11,7 @@ import numpy as np
 from loczoo import runfolder
 from loczoo.config import load_json, with_overrides
 from loczoo.errors import LoczooError
-from loczoo.presets import download_progress
+from loczoo.presets import MODEL_CARD, download_progress
 from loczoo.registry import KNOWN_ENTRIES, ZooEntry, get_entry
 from loczoo.smlm.localizations import Localizations
 
@@ -24,6 +24,7 @@ class ModelBundle:
     metadata: dict
     source: str
     weights_file: Path | None = None  # where the weights were loaded from (None: built here)
+    model_card: str = ""  # the preset's (or run folder's) MODEL_CARD.md, if it has one
 
     def __post_init__(self):
         import tensorflow as tf
@@ -101,7 +102,7 @@ class ModelBundle:
         model.set_weights(self.model.get_weights())
         return ModelBundle(entry=self.entry, config=config, model=model, metadata=self.metadata,
                            source=f"{self.source}, camera {' '.join(overrides)}",
-                           weights_file=self.weights_file)
+                           weights_file=self.weights_file, model_card=self.model_card)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class ResolvedModel:
     weights: Path
     metadata: dict
     description: str
+    model_card: str = ""
 
 
 def resolve(name_or_path: str) -> ResolvedModel:
@@ -127,7 +129,8 @@ def resolve(name_or_path: str) -> ResolvedModel:
         metadata = runfolder.read_metadata(path)
         entry = get_entry(metadata.get("entry"))
         return ResolvedModel(entry, load_json(entry.config_cls, path / runfolder.CONFIG),
-                             path / runfolder.WEIGHTS, metadata, f"run folder {path}")
+                             path / runfolder.WEIGHTS, metadata, f"run folder {path}",
+                             _read_card(path / MODEL_CARD))
     entry_name, _, preset_name = name_or_path.partition("/")
     if entry_name not in KNOWN_ENTRIES:
         raise LoczooError(f"--model {name_or_path!r} is neither a run folder nor a preset; "
@@ -140,7 +143,11 @@ def resolve(name_or_path: str) -> ResolvedModel:
     preset = entry.presets[preset_name]
     weights = preset.weights_path(download_progress(f"downloading {preset.id}"))
     return ResolvedModel(entry, preset.build_config(), weights, preset.metadata(),
-                         f"preset {preset.id}")
+                         f"preset {preset.id}", _read_card(preset.package_folder / MODEL_CARD))
+
+
+def _read_card(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
 
 
 def load_bundle(name_or_path: str) -> ModelBundle:
@@ -152,4 +159,4 @@ def load_bundle(name_or_path: str) -> ModelBundle:
         raise LoczooError(f"cannot load weights {resolved.weights}: {err}") from None
     return ModelBundle(entry=resolved.entry, config=resolved.config, model=model,
                        metadata=resolved.metadata, source=resolved.description,
-                       weights_file=resolved.weights)
+                       weights_file=resolved.weights, model_card=resolved.model_card)
