@@ -20,20 +20,14 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from realdata import PIXEL_NM, REPO, SETS  # noqa: E402
 
 FINETUNE_FRAMES = (1, 700)  # 1-based, inclusive
 HELD_APART = (801, 1000)
-
-
-def frames_with_truth(stack, truth, first: int, last: int):
-    """Frames first..last (1-based) and their ground truth renumbered from 1."""
-    frames = stack.frames[first - 1:last]
-    kept = truth.select((truth.frame >= first) & (truth.frame <= last))
-    kept.frame = kept.frame - (first - 1)
-    return frames, kept
 
 
 def score(model: str, frames, truth, camera: list[str]) -> dict:
@@ -58,18 +52,20 @@ def main() -> None:
     args = parser.parse_args()
 
     from loczoo.smlm.io import read_localizations, read_stack, write_localizations, write_stack
+    from loczoo.smlm.trainingdata import TrainingData
     from loczoo.tools import cli
 
     real = SETS[args.set]
-    stack = read_stack(Path(args.data) / real.stack, PIXEL_NM)
-    truth = read_localizations(Path(args.data) / real.truth)
-    tune_frames, tune_truth = frames_with_truth(stack, truth, *FINETUNE_FRAMES)
-    test_frames, test_truth = frames_with_truth(stack, truth, *HELD_APART)
+    data = TrainingData(frames=read_stack(Path(args.data) / real.stack, PIXEL_NM).frames,
+                        truth=read_localizations(Path(args.data) / real.truth),
+                        pixel_size_nm=PIXEL_NM)
+    tune = data.subset(np.arange(FINETUNE_FRAMES[0] - 1, FINETUNE_FRAMES[1]))
+    test = data.subset(np.arange(HELD_APART[0] - 1, HELD_APART[1]))
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    write_stack(out / "finetune_frames.tif", tune_frames, pixel_size_nm=PIXEL_NM)
-    write_localizations(out / "finetune_truth.csv", tune_truth)
+    write_stack(out / "finetune_frames.tif", tune.frames, pixel_size_nm=PIXEL_NM)
+    write_localizations(out / "finetune_truth.csv", tune.truth)
 
     rows = [(args.model, "none (shipped)", "", 0.0)]
     budget = f"{args.epochs} x {args.steps_per_epoch} steps"
@@ -91,13 +87,13 @@ def main() -> None:
         rows.append((str(run), label, budget, minutes))
 
     print(f"\n{args.set}: scored on frames {HELD_APART[0]}-{HELD_APART[1]} "
-          f"({len(test_truth)} emitters); fine-tuned on frames {FINETUNE_FRAMES[0]}-"
+          f"({len(test.truth)} emitters); fine-tuned on frames {FINETUNE_FRAMES[0]}-"
           f"{FINETUNE_FRAMES[1]}; {os.cpu_count()} CPU cores")
     print("| model | fine-tuning data | budget | minutes | Jaccard @250 nm | Jaccard @100 nm | "
           "RMSE nm | efficiency |")
     print("|---|---|---|---|---|---|---|---|")
     for model, label, budget_text, minutes in rows:
-        m = score(model, test_frames, test_truth, real.camera)
+        m = score(model, test.frames, test.truth, real.camera)
         a, b = m[250.0], m[100.0]
         print(f"| {Path(model).name if budget_text else model} | {label} | {budget_text} | "
               f"{minutes:.1f} | {a['jaccard']:.3f} | {b['jaccard']:.3f} | "

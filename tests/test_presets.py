@@ -174,10 +174,15 @@ def test_preset_declaration_matches_make_preset(run_cli, tmp_path):
     """make-preset on a run folder written from the shipped preset gives back the registry's
     overrides and post-processing."""
     from loczoo import runfolder
+    from loczoo.config import save_json
 
     bundle = load_bundle("deep_storm")
-    run = runfolder.write_run_folder(tmp_path / "run", entry="deep_storm", config=bundle.config,
-                                     model=bundle.model, metadata=dict(bundle.metadata))
+    run = tmp_path / "run"
+    run.mkdir()
+    save_json(bundle.config, run / runfolder.CONFIG)
+    runfolder.save_weights(bundle.model, run / runfolder.WEIGHTS)
+    runfolder.write_metadata(run, entry="deep_storm", parameters=bundle.model.count_params(),
+                             metadata=bundle.metadata)
     code, stdout, stderr = run_cli("make-preset", run, "--name", "again",
                                     "--out", tmp_path / "preset")
     assert code == 0, stderr

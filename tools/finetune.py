@@ -124,16 +124,17 @@ def finetuning_config(args):
     """(entry, config) to fine-tune with: the parent's configuration with the estimated imaging
     conditions of ``--data`` (simulator mode), a lower learning rate and ``--set``. A resumed
     run keeps the configuration it started with."""
-    from loczoo.bundle import load_bundle, resolve
+    from loczoo.bundle import load_bundle
     from loczoo.config import load_json, with_overrides
     from loczoo.errors import LoczooError
-    from loczoo.runfolder import CONFIG
-    from loczoo.smlm.io import read_stack
+    from loczoo.registry import get_entry
+    from loczoo.runfolder import CONFIG, read_metadata
+    from loczoo.tools.train import read_stack_with_pixel_size
 
     if args.resume:
-        entry = resolve(args.model).entry
         if not (Path(args.out) / CONFIG).is_file():
             raise LoczooError(f"{args.out} holds no run to resume")
+        entry = get_entry(read_metadata(args.out).get("entry"))
         print(f"resuming {args.out} with the settings it started with")
         return entry, load_json(entry.config_cls, Path(args.out) / CONFIG)
     parent = load_bundle(args.model)
@@ -144,10 +145,7 @@ def finetuning_config(args):
                           f"{args.model} --data FOLDER`")
     overrides = []
     if args.data and not args.gt:
-        stack = read_stack(args.data, args.pixel_size)
-        if stack.pixel_size_nm is None:
-            raise LoczooError(f"{args.data} has no pixel size in its metadata; pass "
-                              f"--pixel-size")
+        stack = read_stack_with_pixel_size(args.data, args.pixel_size)
         estimate = estimate_conditions(stack, args.emccd, args.quiet)
         print(f"estimated from {args.data} ({stack.frames.shape[0]} frames of "
               f"{stack.frames.shape[1]} x {stack.frames.shape[2]} px, "
@@ -170,10 +168,9 @@ def recalibrate(folder, source, seed: int) -> None:
     data = None if source is None else source.subset(source.split_frames("validation"))
     best, _ = calibrate_run_folder(folder, frames=64, size=64, seed=seed + 12345, data=data,
                                    command="loczoo finetune (calibration)")
-    where = ("simulated frames" if data is None else
-             "validation frames of the data")
-    count = 64 if data is None else data.frames.shape[0]
-    print(f"detection threshold {best['threshold']:.2f} chosen on {count} {where}: "
+    where = ("64 simulated frames" if data is None else
+             f"{data.frames.shape[0]} validation frames of the data")
+    print(f"detection threshold {best['threshold']:.2f} chosen on {where}: "
           f"Jaccard {best['jaccard']:.3f}, RMSE {best['rmse_lateral']:.1f} nm")
 
 

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.bundle import load_bundle
     from loczoo.config import named_config
     from loczoo.outputs import atomic_folder, prepare_folder_output
-    from loczoo.presets import METADATA, MODEL_CARD, sha256_of, write_float16_weights
+    from loczoo.presets import MODEL_CARD, sha256_of, write_float16_weights
 
     prepare_folder_output(args.out, args.overwrite)
     bundle = load_bundle(args.run)
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         half.load_weights(weights)
         check = float16_change(entry, bundle.config, bundle.model, half)
         meta = {**bundle.metadata, "weights_storage": {"dtype": "float16", **check}}
-        (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / runfolder.METADATA).write_text(json.dumps(meta, indent=2) + "\n")
         card = Path(args.run) / MODEL_CARD
         if card.is_file():
             shutil.copy(card, tmp / card.name)

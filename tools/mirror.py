@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
             target.parent.mkdir(parents=True)
             shutil.copyfile(source, target)
             print(f"{preset.id}: {preset.weights.size / 1e6:.1f} MB")
-    print(f"mirror written to {args.folder}; use it with LOCZOO_MIRRORS=file://"
-          f"{Path(args.folder).resolve()} or serve it over HTTPS")
+    print(f"mirror written to {args.folder}; use it with LOCZOO_MIRRORS="
+          f"{Path(args.folder).resolve().as_uri()} or serve it over HTTPS")
     return 0
 
 

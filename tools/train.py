@@ -53,16 +53,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
+def read_stack_with_pixel_size(stack_path: str, pixel_size_nm: float | None):
+    """The stack at ``stack_path``; its pixel size from ``--pixel-size`` or its metadata, one
+    of which must give it (training data does not borrow the model's)."""
+    from loczoo.errors import LoczooError
+    from loczoo.smlm.io import read_stack
+
+    stack = read_stack(stack_path, pixel_size_nm)
+    if stack.pixel_size_nm is None:
+        raise LoczooError(f"{stack_path} has no pixel size in its metadata; pass --pixel-size")
+    return stack
+
+
 def load_training_data(stack_path: str, gt_path: str | None, pixel_size_nm: float | None):
     from loczoo.errors import LoczooError
-    from loczoo.smlm.io import read_localizations, read_stack
+    from loczoo.smlm.io import read_localizations
     from loczoo.smlm.trainingdata import TrainingData
 
     if gt_path is None:
         raise LoczooError("--data STACK needs --gt GROUND_TRUTH.csv")
-    stack = read_stack(stack_path, pixel_size_nm)
-    if stack.pixel_size_nm is None:
-        raise LoczooError(f"{stack_path} has no pixel size in its metadata; pass --pixel-size")
+    stack = read_stack_with_pixel_size(stack_path, pixel_size_nm)
     return TrainingData(frames=stack.frames, truth=read_localizations(gt_path),
                         pixel_size_nm=stack.pixel_size_nm)
 

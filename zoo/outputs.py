@@ -37,9 +37,11 @@ def prepare_folder_output(path: str | Path, overwrite: bool) -> Path:
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+    The temporary name ends with the whole target name, for writers that check it (Keras
+    wants ``.weights.h5``)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -35,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from loczoo.errors import LoczooError
+from loczoo.outputs import atomic_path
 
 # Where the project publishes release weights: none yet, so a preset whose weights are neither
 # cached nor shipped needs a mirror in $LOCZOO_MIRRORS.
@@ -42,7 +43,6 @@ DEFAULT_MIRRORS: tuple[str, ...] = ()
 MIRRORS_VARIABLE = "LOCZOO_MIRRORS"
 HOME_VARIABLE = "LOCZOO_HOME"
 DOWNLOAD_TIMEOUT_S = 60
-METADATA = "metadata.json"
 MODEL_CARD = "MODEL_CARD.md"
 
 
@@ -112,8 +112,11 @@ class Preset:
 
     def metadata(self) -> dict:
         """The training record shipped with the preset ({} if there is none)."""
-        path = self.package_folder / METADATA
-        return json.loads(path.read_text()) if path.is_file() else {}
+        from loczoo import runfolder
+
+        if not (self.package_folder / runfolder.METADATA).is_file():
+            return {}
+        return runfolder.read_metadata(self.package_folder)
 
     def availability(self) -> str:
         """'cached', 'shipped' or 'download' (by file presence and size, without hashing)."""
@@ -183,34 +186,34 @@ def download(url: str, dest: Path, expected: WeightsFile,
     the expected size and sha256, renamed only if both match (else deleted)."""
     check_url(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.download{os.getpid()}")
+    with atomic_path(dest) as tmp:
+        try:
+            _fetch(url, tmp, expected, progress)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+            # HTTPException covers a connection dropped mid-transfer (IncompleteRead).
+            raise LoczooError(f"cannot download {url}: {_reason(err)}") from None
+    return dest
+
+
+def _fetch(url: str, path: Path, expected: WeightsFile, progress) -> None:
+    """Stream ``url`` into ``path``, hashing as it comes; LoczooError unless it is exactly the
+    expected file."""
     digest, done = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
-                open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
-                digest.update(block)
-                out.write(block)
-                done += len(block)
-                if done > expected.size:
-                    raise LoczooError(f"{url} is larger than the {expected.size} bytes expected")
-                if progress is not None:
-                    progress(done, expected.size)
-        if done != expected.size:
-            raise LoczooError(f"{url}: transfer ended after {done} of {expected.size} bytes")
-        if digest.hexdigest() != expected.sha256:
-            raise LoczooError(f"{url} has sha256 {digest.hexdigest()}, expected "
-                              f"{expected.sha256}; refusing it")
-        os.replace(tmp, dest)
-        return dest
-    except LoczooError:
-        raise
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
-        # HTTPException covers a connection dropped mid-transfer (IncompleteRead).
-        raise LoczooError(f"cannot download {url}: {_reason(err)}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
+            open(path, "wb") as out:
+        while block := response.read(1 << 20):
+            digest.update(block)
+            out.write(block)
+            done += len(block)
+            if done > expected.size:
+                raise LoczooError(f"{url} is larger than the {expected.size} bytes expected")
+            if progress is not None:
+                progress(done, expected.size)
+    if done != expected.size:
+        raise LoczooError(f"{url}: transfer ended after {done} of {expected.size} bytes")
+    if digest.hexdigest() != expected.sha256:
+        raise LoczooError(f"{url} has sha256 {digest.hexdigest()}, expected {expected.sha256}; "
+                          f"refusing it")
 
 
 def _reason(err: Exception) -> str:

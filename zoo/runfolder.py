@@ -1,15 +1,13 @@
-"""Run folders: what ``train`` writes and presets ship. Same layout for both:
-``config.json`` (the entry config), ``model.weights.h5`` and ``metadata.json`` (entry name,
-versions, date, training data and command, measured metrics). ``loczoo.training`` adds
+"""Run folders: what ``train`` and ``finetune`` write, ``config.json`` (the entry config),
+``model.weights.h5`` and ``metadata.json`` (entry name, versions, date, training data and
+command, measured metrics); presets ship the last two (``loczoo.presets``). ``loczoo.training`` adds
 ``history.csv``, ``curves.png``, ``logs/`` and, until the run completes, ``checkpoint/``."""
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
 import platform
-import shutil
 from pathlib import Path
 
 from loczoo.errors import LoczooError
@@ -43,26 +41,6 @@ def read_metadata(folder: str | Path) -> dict:
         raise LoczooError(f"cannot read {Path(folder) / METADATA}: {err}") from None
 
 
-def write_run_folder(folder: str | Path, *, entry: str, config, model, metadata: dict,
-                     overwrite: bool = False) -> Path:
-    """Write a complete run folder atomically: into ``folder.tmp``, then renamed."""
-    from loczoo.config import save_json
-
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise LoczooError(f"output {folder} exists; pass --overwrite to replace it")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_json(config, tmp / CONFIG)
-    _without_optimizer(entry, config, model).save_weights(tmp / WEIGHTS)
-    write_metadata(tmp, entry=entry, parameters=model.count_params(), metadata=metadata)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
-
-
 def write_metadata(folder: str | Path, *, entry: str, parameters: int, metadata: dict) -> None:
     """``folder/metadata.json`` (written to a temporary name, then renamed): the entry, date,
     versions and parameter count, then ``metadata``."""
@@ -74,24 +52,6 @@ def write_metadata(folder: str | Path, *, entry: str, parameters: int, metadata:
 
 def save_weights(model, path: str | Path) -> None:
     """``model.save_weights(path)`` through a temporary name, so that ``path`` always holds
-    complete weights (Keras wants names ending in .weights.h5, hence the prefix)."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
-    try:
+    complete weights."""
+    with atomic_path(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _without_optimizer(entry: str, config, model):
-    """A fresh, uncompiled copy holding the model's weights: a compiled model would also save
-    its optimizer state (twice the size of the weights for Adam), which inference never needs.
-    (``keras.models.clone_model`` keeps the optimizer, so the entry builds the copy.)"""
-    if getattr(model, "optimizer", None) is None:
-        return model
-    from loczoo.registry import get_entry
-
-    plain = get_entry(entry).build_model(config)
-    plain.set_weights(model.get_weights())
-    return plain

@@ -80,7 +80,7 @@ from scipy.spatial import cKDTree
 from scipy.special import erf
 
 from loczoo.errors import LoczooError
-from loczoo.smlm.io import as_frames
+from loczoo.smlm.io import as_frames, check_pixel_size
 from loczoo.smlm.localizations import Localizations
 
 MIN_CAMERA_FRAMES = 10
@@ -395,11 +395,9 @@ def _check_stack(frames):
 
 
 def _check_pixel_size(pixel_size_nm) -> float:
-    try:
-        value = float(pixel_size_nm)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not 0 < value < 1e5:
+    """The pixel size, required here: a finite number of nm (io's check), below 0.1 mm."""
+    value = check_pixel_size(pixel_size_nm, "pixel_size_nm")
+    if value is None or value >= 1e5:
         raise LoczooError(f"pixel_size_nm must be a positive number of nm, got {pixel_size_nm!r}")
     return value
 

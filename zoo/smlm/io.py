@@ -90,7 +90,7 @@ def _natural_key(name: str) -> list:
     return [int(p) if i % 2 else p for i, p in enumerate(parts)]
 
 
-def _check_pixel_size(pixel_size_nm: float | None, what: str = "pixel size") -> float | None:
+def check_pixel_size(pixel_size_nm: float | None, what: str = "pixel size") -> float | None:
     if pixel_size_nm is None:
         return None
     try:
@@ -305,7 +305,7 @@ def read_stack(path: str | Path, pixel_size_nm: float | None = None) -> Stack:
         known.
     """
     path = Path(path)
-    override = _check_pixel_size(pixel_size_nm)
+    override = check_pixel_size(pixel_size_nm)
     if not path.exists():
         raise LoczooError(f"input {path} does not exist")
     try:
@@ -363,7 +363,7 @@ def write_stack(path: str | Path, frames, pixel_size_nm: float | None = None,
     Pixels are stored as uint16 when they are whole numbers in range, else float32; the pixel
     size is stored as resolution with unit um, so ``read_stack`` and Fiji read it back.
     """
-    pixel_size_nm = _check_pixel_size(pixel_size_nm)
+    pixel_size_nm = check_pixel_size(pixel_size_nm)
     data = as_frames(frames)
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise LoczooError(f"frames for {path} contain NaN or infinite values")

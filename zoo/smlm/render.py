@@ -15,7 +15,7 @@ from PIL import Image
 
 from loczoo.errors import LoczooError
 from loczoo.outputs import atomic_path, prepare_output
-from loczoo.smlm.io import _check_pixel_size, _write_imagej_tiff
+from loczoo.smlm.io import _write_imagej_tiff, check_pixel_size
 from loczoo.smlm.localizations import Localizations
 
 DEFAULT_SIGMA_NM = 20.0
@@ -26,7 +26,7 @@ _MAX_PIXELS = 1 << 28
 
 
 def _image_shape(shape_nm, pixel_size_nm: float) -> tuple[int, int]:
-    pixel_size_nm = _check_pixel_size(pixel_size_nm, "render pixel size")
+    pixel_size_nm = check_pixel_size(pixel_size_nm, "render pixel size")
     try:
         height_nm, width_nm = (float(v) for v in shape_nm)
     except (TypeError, ValueError):
@@ -132,7 +132,7 @@ def render_gaussian(locs: Localizations, shape_nm: tuple[float, float],
     w = np.ones(len(locs)) if weights is None else np.asarray(weights, np.float64)
     w = w[keep]
     if sigma_nm is not None:
-        sigma = _check_pixel_size(sigma_nm, "render sigma")
+        sigma = check_pixel_size(sigma_nm, "render sigma")
         groups, values = np.zeros(x.size, np.int64), np.array([sigma])
     else:
         groups, values = _sigma_groups(_per_localization_sigma(locs)[keep])
@@ -222,7 +222,7 @@ def save_image(path: str | Path, image: np.ndarray, pixel_size_nm: float | None,
     if suffix not in (".tif", ".tiff", ".png"):
         raise LoczooError(f"output {path} has unknown suffix {path.suffix!r}; expected .tif, "
                           ".tiff or .png")
-    pixel_size_nm = _check_pixel_size(pixel_size_nm, "render pixel size")
+    pixel_size_nm = check_pixel_size(pixel_size_nm, "render pixel size")
     path = prepare_output(path, overwrite)
     with atomic_path(path) as tmp:
         if suffix == ".png":
