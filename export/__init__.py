@@ -32,7 +32,14 @@ def export_model(model: str, export_format: str, out: str | Path, *,
     suffix = FORMATS[export_format][1]
     if suffix and Path(out).suffix.lower() != suffix:
         raise LoczooError(f"--out for {export_format} must end in {suffix}, got {out}")
-    out = prepare_output(out, overwrite) if suffix else prepare_folder_output(out, overwrite)
+    out = Path(out)
+    inputs = [model]
+    if suffix:
+        prepare_output(out, overwrite, inputs=inputs)
+    else:
+        prepare_folder_output(out, overwrite, inputs=inputs)
+    if export_format == "tflite":  # the model card beside it is checked before anything too
+        prepare_output(out.with_suffix(".md"), overwrite, inputs=inputs)
     source = load_source(model)
     if export_format == "tflite":
         from loczoo.export.tflite import DEFAULT_SIZE, export_tflite
@@ -47,7 +54,7 @@ def export_model(model: str, export_format: str, out: str | Path, *,
         with atomic_path(out) as tmp:
             export_bioimageio(source, tmp)
     else:
-        with atomic_folder(out) as tmp:
+        with atomic_folder(out, kind=f"{export_format} export") as tmp:
             if export_format == "savedmodel":
                 from loczoo.export.saved_model import export_saved_model
 

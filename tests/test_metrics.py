@@ -302,3 +302,82 @@ def test_exact_crlb_close_to_mortensen_mle():
     print(f"exact / Mortensen MLE: {ratio.min():.4f} .. {ratio.max():.4f}")
     assert ratio.shape == (3, 3, 4)
     assert np.all(np.abs(ratio - 1) < 0.01)
+
+
+# ---------------------------------------------------------- block matching of dense frames
+
+
+def _noisy_frames(rng, n_frames, per_frame, fov, with_z):
+    """Truth and predictions: 85 % found with 80 nm (and 60 nm axial) noise, 20 % false
+    positives, a few exact duplicates and a pair exactly at the tolerance."""
+    truths, preds = [], []
+    for f in range(1, n_frames + 1):
+        n = int(rng.integers(per_frame // 2, per_frame))
+        tx, ty, tz = (rng.uniform(0, fov, n), rng.uniform(0, fov, n),
+                      rng.uniform(-500, 500, n))
+        found = rng.random(n) < 0.85
+        k, extra = int(found.sum()), int(0.2 * n)
+        px = np.concatenate([tx[found] + rng.normal(0, 80, k), rng.uniform(0, fov, extra)])
+        py = np.concatenate([ty[found] + rng.normal(0, 80, k), rng.uniform(0, fov, extra)])
+        pz = np.concatenate([tz[found] + rng.normal(0, 60, k), rng.uniform(-500, 500, extra)])
+        px[:3], py[:3] = tx[:3], ty[:3]  # distance exactly 0
+        px[3], py[3] = tx[4] + 250.0, ty[4]  # exactly at the tolerance
+        truths.append(loc(np.full(n, f), tx, ty, tz if with_z else None))
+        preds.append(loc(np.full(px.size, f), px, py, pz if with_z else None))
+    return Localizations.concatenate(truths), Localizations.concatenate(preds)
+
+
+@pytest.mark.parametrize("method", ["hungarian", "greedy"])
+@pytest.mark.parametrize("with_z", [False, True])
+def test_block_matching_equals_dense_matching(method, with_z, monkeypatch):
+    rng = np.random.default_rng(11 + with_z)
+    truth, pred = _noisy_frames(rng, 8, 400, 6400.0, with_z)
+    kwargs = dict(tolerance_nm=250.0, method=method,
+                  axial_tolerance_nm=300.0 if with_z else None)
+    dense = M.match(truth, pred, **kwargs)
+    dense_scores = M.evaluate(truth, pred, **kwargs)
+    monkeypatch.setattr(M, "DENSE_MAX_CELLS", 0)  # every frame, every group: the block path
+    block = M.match(truth, pred, **kwargs)
+    block_scores = M.evaluate(truth, pred, **kwargs)
+    assert dense.tp > 1500
+    np.testing.assert_array_equal(block.truth_index, dense.truth_index)
+    np.testing.assert_array_equal(block.pred_index, dense.pred_index)
+    for key in ("tp", "fp", "fn", "jaccard", "rmse_lateral", "rmse_axial", "rmse_3d"):
+        np.testing.assert_equal(block_scores[key], dense_scores[key])
+
+
+def test_block_matching_of_one_crowded_group_uses_the_sparse_solver(monkeypatch):
+    # 300 emitters within 800 nm: one connected group of about 300 x 330 candidate pairs.
+    rng = np.random.default_rng(7)
+    truth, pred = _noisy_frames(rng, 1, 600, 800.0, False)
+    dense = M.match(truth, pred, tolerance_nm=250.0)
+    monkeypatch.setattr(M, "DENSE_MAX_CELLS", 100)
+    block = M.match(truth, pred, tolerance_nm=250.0)
+    assert block.tp == dense.tp > 250
+    assert np.hypot(block.dx, block.dy).sum() == pytest.approx(np.hypot(dense.dx,
+                                                                         dense.dy).sum(),
+                                                               rel=1e-12)
+    np.testing.assert_array_equal(block.pred_index, dense.pred_index)
+
+
+def test_frame_with_too_many_candidate_pairs_is_refused(monkeypatch):
+    monkeypatch.setattr(M, "DENSE_MAX_CELLS", 0)
+    monkeypatch.setattr(M, "MAX_CANDIDATE_PAIRS", 1000)
+    rng = np.random.default_rng(3)
+    crowd = loc(np.full(50, 4), rng.uniform(0, 100, 50), rng.uniform(0, 100, 50))
+    with pytest.raises(LoczooError) as err:
+        M.match(crowd, crowd, tolerance_nm=250.0)
+    assert str(err.value) == (
+        "frame 4 has 2500 prediction / ground-truth pairs within 250 nm (50 localizations vs 50 "
+        "ground-truth emitters), more than the 1000 that matching handles; use a smaller "
+        "tolerance (--tolerance) or check that the frame numbers are right")
+
+
+def test_block_matching_skips_non_finite_positions(monkeypatch):
+    truth = loc([1, 1, 1], [100.0, np.nan, 500.0], [100.0, 200.0, np.inf])
+    pred = loc([1, 1, 1], [110.0, np.nan, 500.0], [100.0, 200.0, np.inf])
+    dense = M.match(truth, pred)
+    monkeypatch.setattr(M, "DENSE_MAX_CELLS", 0)
+    block = M.match(truth, pred)
+    assert dense.tp == block.tp == 1
+    assert block.truth_index.tolist() == block.pred_index.tolist() == [0]

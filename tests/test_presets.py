@@ -1,9 +1,13 @@
 """The presets registry: resolution order (cache, package, mirrors), hash verification, and
-downloads through a local HTTP server on 127.0.0.1 (good, tampered, server error, interrupted)."""
+downloads through a local HTTP server on 127.0.0.1 (good, tampered, server error, interrupted,
+redirected; Ctrl-C and SIGTERM mid-download)."""
 
 from __future__ import annotations
 
+import http.client
 import http.server
+import os
+import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +33,12 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         if mode == "error":
             self.send_error(500, "broken mirror")
             return
+        if mode == "redirect":  # to server.location + the same path
+            self.send_response(302)
+            self.send_header("Location", self.server.location + self.path.removeprefix("/zoo"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = bytearray(PAYLOAD)
         if mode == "tampered":
             body[len(body) // 2] ^= 0xFF
@@ -47,9 +57,9 @@ def mirror():
     """Start a mirror server; ``mirror(mode)`` returns its base URL."""
     servers = []
 
-    def start(mode: str = "good") -> str:
+    def start(mode: str = "good", location: str = "") -> str:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MirrorHandler)
-        server.mode, server.requests = mode, []
+        server.mode, server.requests, server.location = mode, [], location
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/zoo"
@@ -150,6 +160,89 @@ def test_only_https_file_or_local_http_mirrors(not_shipped, monkeypatch):
     monkeypatch.setenv("LOCZOO_MIRRORS", "http://example.org/zoo")
     with pytest.raises(LoczooError, match="mirrors must be https://"):
         resolve("deep_storm/download-test")
+
+
+@pytest.mark.parametrize("target", ["http://example.invalid/zoo", "ftp://127.0.0.1/zoo",
+                                    "file:///etc"])
+def test_a_redirect_to_a_forbidden_url_is_refused(mirror, not_shipped, monkeypatch, target):
+    """Every hop of a redirect chain obeys the mirror rules: here a local mirror redirects to
+    a plain-http host elsewhere (or to ftp://, file://), directly or through a second local
+    mirror."""
+    direct = mirror("redirect", target)
+    chained = mirror("redirect", mirror("redirect", target))
+    for url in (direct, chained):
+        monkeypatch.setenv("LOCZOO_MIRRORS", url)
+        with pytest.raises(LoczooError, match=f"refusing the redirect from .* to {target}/"):
+            resolve("deep_storm/download-test")
+        assert leftovers(not_shipped.cache_path.parent.parent.parent) == []
+
+
+def test_a_redirect_to_an_allowed_mirror_is_followed(mirror, not_shipped, monkeypatch):
+    good = mirror("good")
+    hop = mirror("redirect", good.replace("127.0.0.1", "localhost"))
+    monkeypatch.setenv("LOCZOO_MIRRORS", mirror("redirect", hop))
+    assert resolve("deep_storm/download-test").weights == not_shipped.cache_path
+    assert [len(s.requests) for s in mirror.servers] == [1, 1, 1]
+    assert leftovers(not_shipped.cache_path.parent) == ["model.weights.h5"]
+
+
+@pytest.fixture
+def interrupted_read(monkeypatch):
+    """HTTP responses that give their first block, then ``interrupt()`` on the next read."""
+    real_read = http.client.HTTPResponse.read
+
+    def install(interrupt):
+        calls = []
+
+        def read(self, *args):
+            calls.append(1)
+            if len(calls) == 2:
+                interrupt()
+            return real_read(self, *args)
+
+        monkeypatch.setattr(http.client.HTTPResponse, "read", read)
+        return calls
+
+    return install
+
+
+def test_ctrl_c_mid_download_leaves_no_temporary_file(mirror, not_shipped, monkeypatch,
+                                                      interrupted_read):
+    monkeypatch.setenv("LOCZOO_MIRRORS", mirror("good"))
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    calls = interrupted_read(ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        resolve("deep_storm/download-test")
+    assert len(calls) == 2
+    assert leftovers(not_shipped.cache_path.parent.parent.parent) == []
+
+
+def test_sigterm_mid_download_leaves_no_temporary_file(mirror, not_shipped, monkeypatch,
+                                                       interrupted_read, run_cli, tmp_path):
+    """``loczoo localize`` killed (SIGTERM) while downloading its model: exit code 130, no
+    ``.tmpPID.*`` file in the cache, no output."""
+    import tifffile
+
+    monkeypatch.setenv("LOCZOO_MIRRORS", mirror("good"))
+    tifffile.imwrite(tmp_path / "stack.tif", np.full((1, 16, 16), 100, np.uint16))
+
+    def sigterm():
+        # run_tool turns SIGTERM into KeyboardInterrupt; without that handler the signal would
+        # end the test run, so refuse to send it.
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler), "no SIGTERM handler installed by the CLI"
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    calls = interrupted_read(sigterm)
+    code, _, err = run_cli("localize", tmp_path / "stack.tif", "--out", tmp_path / "locs.csv",
+                           "--model", "deep_storm/download-test")
+    assert code == 130 and "interrupted" in err, err
+    assert len(calls) >= 2
+    assert leftovers(not_shipped.cache_path.parent.parent.parent) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "stack.tif"]
 
 
 def test_mirror_tool_writes_a_file_mirror_that_resolves(run_cli, not_shipped, tmp_path,

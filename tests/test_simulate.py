@@ -564,3 +564,63 @@ def test_crlb_3d_reduces_to_the_2d_bound_and_is_symmetric_in_z():
     emccd = M.crlb_astigmatic_psf(5000, 110, 100, 50, z_nm=z, astigmatism=astig,
                                   excess_noise=2.0)
     np.testing.assert_allclose(emccd["z"] ** 2, 2 * b["z"] ** 2, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- memory estimate and refusal
+
+
+def test_memory_estimate_numbers():
+    imaging = S.ImagingConfig(density_per_um2=(1.0, 5.0))
+    # 2 frames of 10 x 12 px with 8 padded emitters: profiles 4 copies x 4 bytes x 2 x 8 x
+    # (10 + 12 + 2), 48 bytes per pixel, 64 per emitter; a 16-cell mask 4 x 16 x (2 + 2 x 2).
+    assert S.simulation_memory_bytes(imaging, 2, 10, 12, max_emitters=8) == (
+        16 * 2 * 8 * 24 + 48 * 2 * 120 + 64 * 2 * 8)
+    assert S.simulation_memory_bytes(imaging, 2, 10, 12, max_emitters=8,
+                                     density_mask_cells=16) == (
+        16 * 2 * 8 * 24 + 48 * 2 * 120 + 64 * 2 * 8 + 4 * 16 * 6)
+    # A stack: float32 frames (+ 8 bytes per pixel to write them), 160 bytes per expected
+    # ground-truth row (5 / um^2 on 1 x 1.2 um), and one batch of min(64, frames) frames.
+    total, stack, working = S.stack_memory_bytes(imaging, 100, 10, 12, write=True)
+    assert stack == 100 * 120 * 12 + int(100 * 5.0 * 1.2 * 160)
+    assert working == S.simulation_memory_bytes(imaging, 64, 10, 12)
+    assert total == stack + working
+
+
+def test_absurd_simulations_are_refused_before_any_work(monkeypatch):
+    imaging = S.ImagingConfig()
+    for call in (lambda: S.simulate_stack(imaging, 20, 100_000, 100_000),
+                 lambda: S.simulate([0, 1], 64, 100_000, 100_000, imaging),
+                 lambda: S.simulate_sequence([0, 1], 1, 16, 100_000, 100_000, imaging)):
+        with pytest.raises(LoczooError, match=r"^simulation would need [\d.]+ PB \(.*100000 x "
+                                              r"100000 px.*\), more than the .* budget"):
+            call()
+    with pytest.raises(LoczooError, match="frames and frame size must be >= 1"):
+        S.simulate_stack(imaging, 0, 16, 16)
+    monkeypatch.setattr(S, "MEMORY_BUDGET_BYTES", 50_000_000)
+    S.simulate_stack(imaging, 2, 16, 16)  # small: fine
+    need, stack, working = S.stack_memory_bytes(imaging, 1000, 256, 256)
+    with pytest.raises(LoczooError) as err:
+        S.simulate_stack(imaging, 1000, 256, 256)
+    assert str(err.value) == (
+        f"simulation would need {S.format_bytes(need)} (1000 frames of 256 x 256 px: the "
+        f"stack and its ground truth {S.format_bytes(stack)}, working memory "
+        f"{S.format_bytes(working)} for 64 frames at a time), more than the 50.0 MB budget "
+        "(80% of this machine's memory); use fewer frames (--frames) or smaller frames "
+        "(--size)")
+
+
+@pytest.mark.parametrize("on_time", [0.0, 2.0])
+def test_stack_is_its_batches_in_order(on_time):
+    # simulate_stack fills one preallocated array: the frames are those of the batches.
+    imaging = S.ImagingConfig(on_time_frames=on_time)
+    frames, truth = S.simulate_stack(imaging, 5, 12, 14, seed=3, batch=2)
+    assert frames.shape == (5, 12, 14) and frames.dtype == np.float32
+    parts = []
+    for start in (0, 2, 4):
+        size = min(2, 5 - start)
+        seed = tf.constant([3, start], tf.int64)
+        if on_time:
+            parts.append(S.simulate_sequence(seed, 1, size, 12, 14, imaging)["frames"][0])
+        else:
+            parts.append(S.simulate(seed, size, 12, 14, imaging)["frames"])
+    np.testing.assert_array_equal(frames, np.concatenate(parts))

@@ -6,15 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run folder written by `loczoo train`")
-    parser.add_argument("--frames", type=int, default=64, help="simulated frames (default 64)")
-    parser.add_argument("--size", type=int, default=64, help="frame size in px (default 64)")
-    parser.add_argument("--tolerance", type=float, default=250.0, help="matching tolerance nm")
-    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--frames", type=number(int, min=1, max=100_000), default=64,
+                        help="simulated frames")
+    parser.add_argument("--size", type=number(int, min=16, max=1024), default=64,
+                        help="frame size in px")
+    parser.add_argument("--tolerance", type=number(float, above=0), default=250.0,
+                        help="matching tolerance in nm")
+    parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=12345,
+                        help="seed of the simulated frames")
     parser.add_argument("--dry-run", action="store_true", help="print, do not store")
 
 

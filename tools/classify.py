@@ -1,7 +1,8 @@
 """loczoo classify IMAGES... --out probs.csv: run a protein-localization classifier (PLCNN) on
 images (TIFF or PNG files, or folders of them) and write a CSV of class probabilities;
-``--explain`` also writes a Grad-CAM map beside each image (NAME.gradcam.png). Images in
-folders named after the model's classes are also scored against those names."""
+``--explain`` also writes a Grad-CAM map of each image into a folder of its own (never into the
+image folders, which are often a training set). Images in folders named after the model's
+classes are also scored against those names."""
 
 from __future__ import annotations
 
@@ -9,25 +10,32 @@ import argparse
 import sys
 from pathlib import Path
 
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
 
 DEFAULT_MODEL = "plcnn"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", help="image files (.tif, .png) or folders of them")
+    parser.add_argument("images", nargs="+",
+                        help="image files (.tif, .png) or folders of them (with sub-folders, "
+                             "e.g. one per class)")
     parser.add_argument("--out", required=True, help="CSV of class probabilities to write")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="entry name, ENTRY/PRESET or run folder (default: %(default)s)")
-    parser.add_argument("--explain", action="store_true",
-                        help="write a Grad-CAM map beside each image as NAME.gradcam.png")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--explain", nargs="?", const="", metavar="FOLDER",
+                        help="write a Grad-CAM map of each image as FOLDER/CLASS_FOLDER/"
+                             "IMAGE_NAME.png (FOLDER default: beside --out, named after it "
+                             "with _gradcam)")
+    parser.add_argument("--batch-size", type=number(int, min=1, max=4096), default=8,
+                        help="images per network call")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out (and the --explain folder) if loczoo wrote them")
     parser.add_argument("--quiet", action="store_true")
 
 
 def image_paths(arguments: list[str]) -> list[Path]:
-    """Files as given; folders expand to their images (sorted, not recursive)."""
+    """Files as given; folders expand to the images in them and in their sub-folders (class
+    folders), sorted; hidden files and folders are skipped."""
     from loczoo.errors import LoczooError
     from loczoo.proteins.folders import IMAGE_SUFFIXES
 
@@ -35,8 +43,9 @@ def image_paths(arguments: list[str]) -> list[Path]:
     for arg in arguments:
         path = Path(arg)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.suffix.lower() in IMAGE_SUFFIXES and ".gradcam" not in p.name)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                           and p.is_file() and not any(part.startswith(".") for part in
+                                                       p.relative_to(path).parts))
             if not found:
                 raise LoczooError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             paths += found
@@ -45,6 +54,22 @@ def image_paths(arguments: list[str]) -> list[Path]:
         else:
             raise LoczooError(f"image {path} does not exist")
     return paths
+
+
+def explanation_names(paths: list[Path]) -> list[str]:
+    """``FOLDER_NAME/IMAGE_NAME.png`` for each image (its class folder kept, its suffix in the
+    name, so that a.tif and a.png get separate maps); two images with one name are refused."""
+    from loczoo.errors import LoczooError
+
+    names, seen = [], {}
+    for path in paths:
+        name = f"{path.parent.name or 'images'}/{path.name}.png"
+        if name in seen:
+            raise LoczooError(f"--explain: images {seen[name]} and {path} would get the same "
+                              f"map {name}; classify them in separate calls")
+        seen[name] = path
+        names.append(name)
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,19 +81,21 @@ def run(args: argparse.Namespace) -> int:
 
     from loczoo.bundle import load_bundle
     from loczoo.errors import LoczooError
-    from loczoo.outputs import atomic_path, prepare_output
+    from loczoo.outputs import atomic_folder, atomic_path, prepare_folder_output, prepare_output
     from loczoo.plcnn.gradcam import grad_cam, overlay
     from loczoo.plcnn.pipeline import predict_probabilities, square_to_image
     from loczoo.progress import ProgressPrinter
     from loczoo.proteins.folders import read_image
 
-    prepare_output(args.out, args.overwrite)
-    if args.batch_size < 1:
-        raise LoczooError(f"--batch-size must be >= 1, got {args.batch_size}")
+    inputs = [*args.images, args.model]
+    prepare_output(args.out, args.overwrite, inputs=inputs, suffixes=(".csv",))
     paths = image_paths(args.images)
-    maps = [p.with_name(p.stem + ".gradcam.png") for p in paths] if args.explain else []
-    for path in maps:
-        prepare_output(path, args.overwrite)
+    explain_folder, maps = None, []
+    if args.explain is not None:
+        explain_folder = Path(args.explain or Path(args.out).with_suffix("").as_posix()
+                              + "_gradcam")
+        prepare_folder_output(explain_folder, args.overwrite, inputs=inputs)
+        maps = explanation_names(paths)
     bundle = load_bundle(args.model)
     if bundle.entry.task != "classification":
         raise LoczooError(f"{args.model} is a {bundle.entry.task} model, not a classifier")
@@ -94,10 +121,12 @@ def run(args: argparse.Namespace) -> int:
             best = int(np.argmax(p))
             writer.writerow([str(path), names[best], f"{p[best]:.6f}",
                              *(f"{v:.6f}" for v in p)])
-    for image, cam, target in zip(images, np.concatenate(cams) if cams else [], maps):
-        rgb = overlay(image, square_to_image(cam, *image.shape[:2]))
-        with atomic_path(target) as tmp:
-            Image.fromarray(rgb).save(tmp, format="PNG")
+    if explain_folder is not None:
+        with atomic_folder(explain_folder, kind="Grad-CAM maps") as folder:
+            for image, cam, name in zip(images, np.concatenate(cams), maps):
+                rgb = overlay(image, square_to_image(cam, *image.shape[:2]))
+                (folder / name).parent.mkdir(exist_ok=True)
+                Image.fromarray(rgb).save(folder / name, format="PNG")
     counts = np.bincount(probabilities.argmax(axis=1), minlength=len(names))
     summary = ", ".join(f"{c} {n}" for c, n in zip(names, counts) if n)
     print(f"{len(paths)} images classified with {bundle.source}: {summary}")
@@ -106,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
         correct = sum(names[i] == f for i, f in zip(probabilities.argmax(axis=1), folders))
         print(f"accuracy against the class-folder names: {100 * correct / len(paths):.1f} % "
               f"({correct}/{len(paths)})")
-    print(f"probabilities: {args.out}" + (f"; Grad-CAM maps: {len(maps)} PNG files beside the "
-                                          f"images" if maps else ""))
+    print(f"probabilities: {args.out}" + (f"; Grad-CAM maps: {len(maps)} PNG files in "
+                                          f"{explain_folder}/" if maps else ""))
     return 0
 
 

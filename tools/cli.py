@@ -11,7 +11,7 @@ import importlib
 import shlex
 import sys
 
-from loczoo.tools.common import run_tool
+from loczoo.tools.common import ToolParser, run_tool
 
 # subcommand -> (module in loczoo.tools, one-line help)
 SUBCOMMANDS = {
@@ -38,8 +38,8 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="loczoo", description="Deep-learning localization microscopy model zoo.")
+    parser = ToolParser(prog="loczoo",
+                        description="Deep-learning localization microscopy model zoo.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         tool = sub.add_parser(name, help=help_text, description=help_text)
@@ -51,12 +51,18 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     # Parse the subcommand name first; its module adds its own arguments only when chosen.
-    known, _ = parser.parse_known_args(argv[:1] or ["--help"])
+    try:
+        known, _ = parser.parse_known_args(argv[:1] or ["--help"])
+    except SystemExit as done:
+        return int(done.code or 0)
     module = importlib.import_module(f"loczoo.tools.{known._module}")
-    tool_parser = argparse.ArgumentParser(prog=f"loczoo {known.command}",
-                                          description=SUBCOMMANDS[known.command][1])
+    tool_parser = ToolParser(prog=f"loczoo {known.command}",
+                             description=SUBCOMMANDS[known.command][1])
     module.add_arguments(tool_parser)
-    args = tool_parser.parse_args(argv[1:])
+    try:
+        args = tool_parser.parse_args(argv[1:])
+    except SystemExit as done:  # --help, or a usage error already printed as one line
+        return int(done.code or 0)
     args.command_line = shlex.join(["loczoo", *argv])
     return run_tool(module.run, args)
 

@@ -1,16 +1,63 @@
-"""CLI plumbing shared by every tool: one error line and exit code 2 for user errors."""
+"""CLI plumbing shared by every tool: checked numeric flags, one error line and exit code 2 for
+user errors, SIGTERM handled like Ctrl-C (so temporary files are removed)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 
 from loczoo.errors import LoczooError
 
 EXIT_USAGE = 2
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse with the defaults shown in ``--help`` and a usage error as one line:
+    ``error: argument --epochs: must be >= 1, got -1`` (exit code 2)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def number(kind: type = float, *, min: float | None = None, max: float | None = None,
+           above: float | None = None, below: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number of ``kind`` (int or float) within the given
+    bounds (``min``/``max`` inclusive, ``above``/``below`` exclusive). NaN and infinity are
+    always refused, so a flag can never make a loop run forever or a result silently empty."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        checks = ((min, value.__ge__, ">="), (max, value.__le__, "<="),
+                  (above, value.__gt__, ">"), (below, value.__lt__, "<"))
+        for bound, ok, sign in checks:
+            if bound is not None and not ok(bound):
+                raise argparse.ArgumentTypeError(f"must be {sign} {bound:g}, got {text}")
+        return value
+
+    parse.__name__ = "int" if kind is int else "number"  # argparse names the type in errors
+    return parse
+
+
+def check_pair(flag: str, pair) -> None:
+    """A (LOW, HIGH) flag: LOW <= HIGH (each number is range-checked by its ``number`` type)."""
+    if pair is not None and pair[0] > pair[1]:
+        raise LoczooError(f"{flag} takes LOW HIGH with LOW <= HIGH, got {pair[0]:g} {pair[1]:g}")
 
 
 def import_tensorflow_quietly() -> None:
@@ -31,28 +78,44 @@ def import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
+def _sigterm_as_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_tool(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Run a tool; user errors become one line on stderr and exit code 2."""
+    """Run a tool; user errors become one line on stderr and exit code 2. SIGTERM stops the
+    tool as Ctrl-C does, so every temporary file is removed on the way out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_keyboard_interrupt)
     try:
         return run(args) or 0
     except LoczooError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:
+        if isinstance(err, BrokenPipeError):  # `loczoo evaluate ... | head`: not an error
+            sys.stderr.close()
+            return 0
+        # The file system refused (disk full, name too long, permission): name the file.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `loczoo evaluate ... | head`: the reader left, not an error
-        sys.stderr.close()
-        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def standalone(name: str, add_arguments, run, argv=None) -> int:
     """Entry point for ``python tools/NAME.py``: the same parser as ``loczoo NAME``."""
-    parser = argparse.ArgumentParser(prog=f"loczoo {name}")
+    parser = ToolParser(prog=f"loczoo {name}")
     add_arguments(parser)
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error already printed as one line
+        return int(done.code or 0)
     args.command_line = shlex.join(["python", f"tools/{name}.py", *argv])
     return run_tool(run, args)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import number, standalone
 
 ROWS = (("jaccard", "Jaccard", "{:.3f}"), ("precision", "precision", "{:.3f}"),
         ("recall", "recall", "{:.3f}"), ("rmse_lateral", "RMSE lateral nm", "{:.1f}"),
@@ -19,13 +19,14 @@ ROWS = (("jaccard", "Jaccard", "{:.3f}"), ("precision", "precision", "{:.3f}"),
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("localizations", help="localization CSV (e.g. from loczoo localize)")
     parser.add_argument("ground_truth", help="ground-truth CSV (ThunderSTORM or frame,x,y)")
-    parser.add_argument("--tolerance", type=float, nargs="+", default=[250.0, 100.0],
-                        help="lateral matching tolerances in nm (default: 250 100)")
-    parser.add_argument("--axial-tolerance", type=float, help="axial tolerance in nm (3D)")
+    parser.add_argument("--tolerance", type=number(float, above=0), nargs="+",
+                        default=[250.0, 100.0], help="lateral matching tolerances in nm")
+    parser.add_argument("--axial-tolerance", type=number(float, above=0),
+                        help="axial tolerance in nm (3D)")
     parser.add_argument("--method", choices=("hungarian", "greedy"), default="hungarian")
-    parser.add_argument("--border", type=float, default=0.0,
+    parser.add_argument("--border", type=number(float, min=0), default=0.0,
                         help="exclude this many nm at the border (needs --fov)")
-    parser.add_argument("--fov", type=float, nargs=2, metavar=("H_NM", "W_NM"),
+    parser.add_argument("--fov", type=number(float, above=0), nargs=2, metavar=("H_NM", "W_NM"),
                         help="field of view in nm, for --border")
     parser.add_argument("--json", help="also write the metrics as JSON here")
     parser.add_argument("--overwrite", action="store_true")
@@ -41,11 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.smlm.metrics import evaluate
 
     if args.json:
-        prepare_output(args.json, args.overwrite)
+        prepare_output(args.json, args.overwrite, suffixes=(".json",),
+                       inputs=[args.localizations, args.ground_truth])
     if args.border and not args.fov:
         raise LoczooError("--border needs --fov H_NM W_NM")
-    if min(args.tolerance) <= 0:
-        raise LoczooError(f"--tolerance must be > 0 nm, got {args.tolerance}")
     pred = read_localizations(args.localizations)
     truth = read_localizations(args.ground_truth)
     results = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True,
                         help="output: a folder (savedmodel, zerocost), a .tflite file or a "
                              ".zip package (bioimageio)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+    parser.add_argument("--size", type=number(int, min=8, max=4096), nargs=2, metavar=("H", "W"),
                         help="tflite: the fixed input size in camera pixels (default 64 64; "
                              "larger frames are tiled)")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out (and the model card beside a .tflite) if loczoo "
+                             "wrote it")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
+from loczoo.tools.train import add_schedule_arguments
 
 FIRST_PASS_FRAMES = 200  # frames localized to estimate density, photons (and the camera)
 FIRST_PASS_MODEL = "deep_storm"
@@ -35,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "conditions (plus --set)")
     parser.add_argument("--gt", help="ground-truth CSV for --data: train on the frames "
                                      "themselves")
-    parser.add_argument("--pixel-size", type=float, help="pixel size (nm) of --data, if its "
-                                                         "metadata has none")
+    parser.add_argument("--pixel-size", type=number(float, above=0),
+                        help="pixel size (nm) of --data, if its metadata has none")
     parser.add_argument("--emccd", action="store_true",
                         help="the stack comes from an EMCCD camera (gain estimation accounts "
                              "for its excess noise factor 2)")
@@ -46,18 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override after the estimates, e.g. --set "
                              "imaging.psf_sigma_nm=[120,140] (repeatable)")
-    parser.add_argument("--learning-rate", type=float,
+    parser.add_argument("--learning-rate", type=number(float, above=0, max=1),
                         help="default: a tenth of the model's training learning rate")
-    parser.add_argument("--steps-per-epoch", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--validation-steps", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    add_schedule_arguments(parser, steps_per_epoch=200, epochs=10)
     parser.add_argument("--strategy", default="default",
                         choices=("default", "mirrored", "multiworker"),
                         help="tf.distribute strategy (multiworker: TF_CONFIG on every worker)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --out")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it is a run folder loczoo wrote")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -86,17 +85,19 @@ def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from loczoo.distribute import make_strategy, worker_info
     from loczoo.errors import LoczooError
-    from loczoo.outputs import prepare_folder_output
+    from loczoo.outputs import check_not_input, prepare_folder_output
     from loczoo.runfolder import read_metadata
-    from loczoo.tools.train import load_training_data, report_run
+    from loczoo.tools.train import load_training_data, report_run, training_inputs
     from loczoo.training import train
 
     if args.resume and args.overwrite:
         raise LoczooError("--resume and --overwrite exclude each other")
     if args.gt and not args.data:
         raise LoczooError("--gt needs --data STACK")
-    if not args.resume:
-        prepare_folder_output(args.out, args.overwrite)
+    if args.resume:
+        check_not_input(args.out, training_inputs(args))
+    else:
+        prepare_folder_output(args.out, args.overwrite, inputs=training_inputs(args))
     # Before any TensorFlow op: a multi-worker strategy configures the runtime at start-up.
     strategy = make_strategy(args.strategy)
     source = None

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
 
 DEFAULT_MODEL = "deep_storm"
 
@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="entry name, ENTRY/PRESET, run folder or a .tflite export "
                              "(default: %(default)s)")
-    parser.add_argument("--pixel-size", type=float,
+    parser.add_argument("--pixel-size", type=number(float, above=0),
                         help="camera pixel size in nm (default: from the TIFF, else the model's)")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=number(float, min=0),
                         help="detection threshold (default: the one stored with the model)")
     parser.add_argument("--camera", action="append", default=[], metavar="KEY=VALUE",
                         help="the stack's camera where it differs from the model's training "
@@ -29,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "that read the camera, such as DECODE; repeatable)")
     parser.add_argument("--render", metavar="IMAGE",
                         help="also write a super-resolved image (.png or .tif)")
-    parser.add_argument("--render-pixel", type=float, default=10.0, help="nm (default 10)")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--render-pixel", type=number(float, above=0), default=10.0,
+                        help="pixel of the --render image in nm")
+    parser.add_argument("--batch-size", type=number(int, min=1, max=4096), default=4,
+                        help="frames per network call")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
 
@@ -40,16 +42,18 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from loczoo.bundle import load_bundle
+    from loczoo.config import with_overrides
     from loczoo.errors import LoczooError
-    from loczoo.outputs import prepare_output
+    from loczoo.outputs import check_distinct, prepare_output
     from loczoo.progress import ProgressPrinter
-    from loczoo.smlm.io import read_stack, write_localizations
+    from loczoo.smlm.io import LOCALIZATION_SUFFIXES, read_stack, write_localizations
+    from loczoo.smlm.render import IMAGE_SUFFIXES
 
-    prepare_output(args.out, args.overwrite)
+    inputs = [args.stack, args.model]
+    prepare_output(args.out, args.overwrite, inputs=inputs, suffixes=LOCALIZATION_SUFFIXES)
     if args.render:
-        prepare_output(args.render, args.overwrite)
-    if args.batch_size < 1:
-        raise LoczooError(f"--batch-size must be >= 1, got {args.batch_size}")
+        prepare_output(args.render, args.overwrite, inputs=inputs, suffixes=IMAGE_SUFFIXES)
+        check_distinct(args.out, args.render)
     stack = read_stack(args.stack, args.pixel_size)
     if args.model.lower().endswith(".tflite"):
         from loczoo.export.tflite import load_tflite_bundle
@@ -59,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.model)
     if bundle.entry.task != "localization":
         raise LoczooError(f"{args.model} is a {bundle.entry.task} model, not a localization one")
-    bundle = bundle.with_camera(args.camera)
     if args.camera and not bundle.entry.reads_camera:
-        print(f"note: {bundle.entry.name} normalises each frame; --camera has no effect",
-              file=sys.stderr)
+        # Bad fields are still refused.
+        with_overrides(bundle.config.imaging.camera, args.camera, "imaging.camera.")
+        print(f"note: {bundle.entry.name} normalises each frame and does not read the camera; "
+              f"--camera is ignored", file=sys.stderr)
+    else:
+        bundle = bundle.with_camera(args.camera)
     if args.threshold is not None:
         bundle.config = replace(bundle.config, threshold=args.threshold)
     pixel_size = stack.pixel_size_nm
@@ -70,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
         pixel_size = bundle.config.imaging.pixel_size_nm
         print(f"note: {args.stack} has no pixel size; using the model's {pixel_size:g} nm "
               f"(set --pixel-size)", file=sys.stderr)
+    elif args.pixel_size is not None and stack.metadata_pixel_size_nm not in (
+            None, args.pixel_size):
+        print(f"note: --pixel-size {args.pixel_size:g} nm replaces the "
+              f"{stack.metadata_pixel_size_nm:g} nm in {args.stack}'s metadata", file=sys.stderr)
+    if args.render:
+        from loczoo.smlm.render import check_render_size
+
+        check_render_size((stack.frames.shape[1] * pixel_size,
+                           stack.frames.shape[2] * pixel_size), args.render_pixel)
     for note in bundle.domain_notes(stack.frames):
         print(f"warning: {note}", file=sys.stderr)
     n, height, width = stack.frames.shape
@@ -77,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     locs = bundle.localize(stack.frames, pixel_size_nm=pixel_size, batch_size=args.batch_size,
                            progress=ProgressPrinter("localize", quiet=args.quiet))
     elapsed = time.time() - start
+    for note in bundle.domain_notes_after(locs, stack.frames.shape, pixel_size):
+        print(f"warning: {note}", file=sys.stderr)
     write_localizations(args.out, locs, overwrite=args.overwrite)
     print(f"{len(locs)} localizations in {n} frames ({1000 * elapsed / n:.0f} ms/frame, "
           f"{bundle.source}, pixel {pixel_size:g} nm)")

@@ -79,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.outputs import atomic_folder, prepare_folder_output
     from loczoo.presets import MODEL_CARD, sha256_of, write_float16_weights
 
-    prepare_folder_output(args.out, args.overwrite)
+    prepare_folder_output(args.out, args.overwrite, inputs=[args.run])
     bundle = load_bundle(args.run)
     entry = bundle.entry
     overrides, post = config_differences(named_config(entry.config_cls, args.config),
                                          bundle.config)
-    with atomic_folder(args.out) as tmp:
+    with atomic_folder(args.out, kind="preset") as tmp:
         weights = tmp / runfolder.WEIGHTS
         write_float16_weights(bundle.weights_file, weights)
         half = entry.build_model(bundle.config)

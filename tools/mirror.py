@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise LoczooError(f"unknown preset(s) {', '.join(unknown)}; known: "
                           f"{', '.join(presets)}")
     chosen = [presets[name] for name in args.presets] if args.presets else presets.values()
-    with atomic_folder(args.folder) as tmp:
+    with atomic_folder(args.folder, kind="download mirror") as tmp:
         for preset in chosen:
             source = preset.weights_path(download_progress(f"downloading {preset.id}"))
             target = Path(tmp) / preset.entry / preset.name / preset.weights.name

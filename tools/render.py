@@ -6,24 +6,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import standalone
+from loczoo.tools.common import number, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("localizations", help="localization CSV")
     parser.add_argument("--out", required=True, help="image to write (.png, .tif)")
     parser.add_argument("--method", choices=("gaussian", "histogram"), default="gaussian")
-    parser.add_argument("--pixel-size", type=float, default=10.0, help="render pixel in nm")
-    parser.add_argument("--sigma", type=float,
+    parser.add_argument("--pixel-size", type=number(float, above=0), default=10.0,
+                        help="render pixel in nm")
+    parser.add_argument("--sigma", type=number(float, above=0),
                         help="Gaussian sigma in nm (default: each localization's uncertainty, "
                              "else 20 nm)")
-    parser.add_argument("--fov", type=float, nargs=2, metavar=("H_NM", "W_NM"),
+    parser.add_argument("--fov", type=number(float, above=0), nargs=2, metavar=("H_NM", "W_NM"),
                         help="field of view in nm (default: the extent of the localizations)")
     parser.add_argument("--color-by", choices=("density", "z"), default="density",
                         help="z: colour each pixel by the mean z of its localizations (an RGB "
-                             "image)")
-    parser.add_argument("--z-range", type=float, nargs=2, metavar=("LOW_NM", "HIGH_NM"),
+                             "image with a colour bar strip below it)")
+    parser.add_argument("--z-range", type=number(float), nargs=2, metavar=("LOW_NM", "HIGH_NM"),
                         help="z range of the colour scale (default: 1st-99th percentile)")
+    parser.add_argument("--no-color-bar", action="store_true",
+                        help="with --color-by z: leave out the colour bar strip")
     parser.add_argument("--overwrite", action="store_true")
 
 
@@ -33,31 +36,57 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.errors import LoczooError
     from loczoo.outputs import prepare_output
     from loczoo.smlm.io import read_localizations
-    from loczoo.smlm.render import render, render_colored_by_z, save_image
+    from loczoo.smlm.render import (
+        COLOUR_BAR_HEIGHT,
+        IMAGE_SUFFIXES,
+        render,
+        render_colored_by_z,
+        save_image,
+        with_colour_bar,
+        z_colour_range,
+    )
+    from loczoo.tools.common import check_pair
 
-    prepare_output(args.out, args.overwrite)
-    if args.pixel_size <= 0:
-        raise LoczooError(f"--pixel-size must be > 0 nm, got {args.pixel_size}")
+    check_pair("--z-range", args.z_range)
+    prepare_output(args.out, args.overwrite, inputs=(args.localizations,),
+                   suffixes=IMAGE_SUFFIXES)
     locs = read_localizations(args.localizations)
     if args.fov:
         fov = tuple(args.fov)
     elif len(locs):
+        import numpy as np
+
+        finite = np.isfinite(locs.x) & np.isfinite(locs.y)
+        top = (float(locs.y[finite].max()), float(locs.x[finite].max())) if finite.any() else (
+            math.nan, math.nan)
+        if not (top[0] > 0 and top[1] > 0):
+            raise LoczooError(f"the localizations in {args.localizations} span no positive "
+                              "field of view (largest finite y, x: "
+                              f"{top[0]:g}, {top[1]:g} nm); pass --fov H_NM W_NM")
         # Round the extent up to whole 100 nm so images of one acquisition line up.
-        fov = (math.ceil(locs.y.max() / 100 + 1e-9) * 100, math.ceil(locs.x.max() / 100
-                                                                       + 1e-9) * 100)
+        fov = tuple(math.ceil(v / 100 + 1e-9) * 100 for v in top)
     else:
         raise LoczooError(f"{args.localizations} has no localizations; pass --fov to render "
                           "an empty image")
+    note = ""
     if args.color_by == "z":
+        low, high = z_colour_range(locs, args.z_range)
+        source = "--z-range" if args.z_range else "1st to 99th percentile"
         image = render_colored_by_z(locs, fov, method=args.method,
                                     pixel_size_nm=args.pixel_size, sigma_nm=args.sigma,
-                                    z_range_nm=args.z_range)
+                                    z_range_nm=(low, high))
+        shape = image.shape
+        print(f"colour: z from {low:.1f} to {high:.1f} nm ({source}), blue to red")
+        if not args.no_color_bar:
+            image = with_colour_bar(image, low, high)
+            note = f"; colour bar in the {COLOUR_BAR_HEIGHT} rows below"
     else:
         image = render(locs, fov, method=args.method, pixel_size_nm=args.pixel_size,
                        sigma_nm=args.sigma)
+        shape = image.shape
     save_image(args.out, image, args.pixel_size, overwrite=args.overwrite)
-    print(f"image: {args.out} ({image.shape[0]} x {image.shape[1]} px of "
-          f"{args.pixel_size:g} nm, {len(locs)} localizations)")
+    print(f"image: {args.out} ({shape[0]} x {shape[1]} px of {args.pixel_size:g} nm, "
+          f"{len(locs)} localizations{note})")
     return 0
 
 

@@ -8,19 +8,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="folder to write (one sub-folder per pattern)")
-    parser.add_argument("--per-class", type=int, default=4, help="images per pattern")
-    parser.add_argument("--size", type=int, default=128, help="image side in px")
+    parser.add_argument("--per-class", type=number(int, min=1, max=100_000), default=4,
+                        help="images per pattern")
+    parser.add_argument("--size", type=number(int, min=32, max=2048), default=128,
+                        help="image side in px")
     parser.add_argument("--patterns", nargs="+", metavar="PATTERN",
                         help="default: all eight (nucleus nucleoli er golgi vesicles "
                              "mitochondria actin microtubules)")
     parser.add_argument("--dna-channel", action="store_true",
                         help="a second channel with the nucleus (a DNA counterstain)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=0,
+                        help="seed of the simulated cells")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
 
@@ -30,19 +33,16 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import tifffile
 
-    from loczoo.errors import LoczooError
     from loczoo.outputs import atomic_folder, prepare_folder_output
     from loczoo.progress import ProgressPrinter
     from loczoo.proteins.simulate import PATTERNS, CellImagingConfig, simulate_cells
 
     out = prepare_folder_output(args.out, args.overwrite)
-    if args.per_class < 1:
-        raise LoczooError(f"--per-class must be >= 1, got {args.per_class}")
     imaging = CellImagingConfig(size=args.size, patterns=tuple(args.patterns or PATTERNS),
                                 dna_channel=args.dna_channel)
     progress = ProgressPrinter("simulate-cells", unit="images", quiet=args.quiet)
     total = args.per_class * len(imaging.patterns)
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, kind="simulated cells") as tmp:
         for label, pattern in enumerate(imaging.patterns):
             (tmp / pattern).mkdir()
             # One seeded batch per pattern: the same seed gives the same cells.

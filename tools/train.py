@@ -4,12 +4,11 @@ with a ground-truth CSV, and write a run folder (config.json, model.weights.h5, 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from loczoo.distribute import STRATEGIES
-from loczoo.tools.common import import_tensorflow_quietly, standalone
+from loczoo.tools.common import import_tensorflow_quietly, number, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,18 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tfds-dir", help="tensorflow-datasets data_dir for --data tfds:... "
                                            "(default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     parser.add_argument("--gt", help="ground-truth CSV for --data STACK")
-    parser.add_argument("--folds", type=int, default=0,
+    parser.add_argument("--folds", type=number(int, min=0, max=100), default=0,
                         help="classification: stratified k-fold cross-validation with this many "
                              "folds (one run folder per fold in --out, plus predictions, "
                              "accuracy and confusion matrix)")
-    parser.add_argument("--pixel-size", type=float, help="pixel size (nm) of --data STACK")
-    parser.add_argument("--steps-per-epoch", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--validation-steps", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pixel-size", type=number(float, above=0),
+                        help="pixel size (nm) of --data STACK")
+    add_schedule_arguments(parser, steps_per_epoch=400, epochs=100)
     parser.add_argument("--init", help="start from this preset or run folder: its weights, its "
                                        "configuration (plus --set) and its data constants")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it is a run folder loczoo wrote")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --out from its last epoch (repeat "
                              "its command; --epochs may change): the same result as an "
@@ -51,6 +49,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "multiworker: several machines, each given TF_CONFIG (see "
                              "loczoo.distribute). The batch size is the global batch")
     parser.add_argument("--quiet", action="store_true")
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser, *, steps_per_epoch: int,
+                           epochs: int) -> None:
+    """The training-length flags of ``train`` and ``finetune``, with their checked ranges."""
+    parser.add_argument("--steps-per-epoch", type=number(int, min=1, max=10**7),
+                        default=steps_per_epoch, help="training steps (batches) per epoch")
+    parser.add_argument("--epochs", type=number(int, min=1, max=10**6), default=epochs,
+                        help="epochs to train (the run stops earlier only when interrupted)")
+    parser.add_argument("--validation-steps", type=number(int, min=1, max=10**6), default=20,
+                        help="validation batches after each epoch")
+    parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=0,
+                        help="seed of the simulator, the data order and the initial weights")
+
+
+def training_inputs(args) -> list:
+    """The files and folders a training command reads (never to be overwritten): ``--data``
+    (unless the simulator or a tfds set), ``--gt`` and a run folder given as parent model."""
+    from loczoo.datasets.loading import is_tfds_spec
+
+    inputs = [args.gt, getattr(args, "init", None), getattr(args, "model", None)]
+    if args.data and args.data != "sim" and not is_tfds_spec(args.data):
+        inputs.append(args.data)
+    return [path for path in inputs if path and Path(path).exists()]
 
 
 def read_stack_with_pixel_size(stack_path: str, pixel_size_nm: float | None):
@@ -128,9 +150,8 @@ def cross_validate_run(args, entry, config, source, description) -> int:
     if source is None:
         raise LoczooError("--folds needs a data set (--data FOLDER or tfds:NAME/CONFIG), not "
                           "the simulator's endless stream")
-    if args.overwrite and Path(args.out).exists():
-        shutil.rmtree(args.out)
     summary = cross_validate(entry, config, source, args.out, folds=args.folds,
+                             overwrite=args.overwrite,
                              steps_per_epoch=args.steps_per_epoch, epochs=args.epochs,
                              seed=args.seed, quiet=args.quiet, data_description=description,
                              command=args.command_line)
@@ -149,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.config import named_config, with_overrides
     from loczoo.distribute import make_strategy
     from loczoo.errors import LoczooError
-    from loczoo.outputs import prepare_folder_output
+    from loczoo.outputs import check_not_input, prepare_folder_output
     from loczoo.registry import get_entry
     from loczoo.training import train
 
@@ -157,8 +178,12 @@ def run(args: argparse.Namespace) -> int:
         raise LoczooError("--resume and --overwrite exclude each other")
     if args.folds and (args.resume or args.strategy != "default"):
         raise LoczooError("--folds trains on one device: no --resume or --strategy")
-    if not args.resume:
-        prepare_folder_output(args.out, args.overwrite)
+    if args.folds == 1:
+        raise LoczooError("--folds needs at least 2 folds (0: no cross-validation)")
+    if args.resume:
+        check_not_input(args.out, training_inputs(args))
+    else:
+        prepare_folder_output(args.out, args.overwrite, inputs=training_inputs(args))
     # Before any TensorFlow op: a multi-worker strategy configures the runtime at start-up.
     strategy = make_strategy(args.strategy)
     entry = get_entry(args.entry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ class ModelBundle:
     source: str
     weights_file: Path | None = None  # where the weights were loaded from (None: built here)
     model_card: str = ""  # the preset's (or run folder's) MODEL_CARD.md, if it has one
+    camera_given: bool = False  # the camera was changed for the data (``with_camera``)
 
     def __post_init__(self):
         import tensorflow as tf
@@ -69,8 +71,8 @@ class ModelBundle:
 
     def domain_notes(self, frames) -> list[str]:
         """Warnings when a stack lies outside what a camera-reading model was trained on: its
-        background (the median of frame medians, in photons by the model's camera) is
-        compared with the simulator's training range."""
+        background (the median of frame medians, in photons by the model's camera, or by the
+        camera given with ``with_camera``) is compared with the simulator's training range."""
         if not self.entry.reads_camera or frames.size == 0:
             return []
         imaging = self.config.imaging
@@ -83,18 +85,55 @@ class ModelBundle:
         high *= 1.0 + imaging.background_field_fraction
         if low / 2 <= background <= 2 * high:
             return []
-        return [f"the stack's background is about {background:.0f} photons/pixel by the model's "
+        which = "the given" if self.camera_given else "the model's"
+        advice = ("fine-tune the model for these conditions (loczoo finetune --data STACK)"
+                  if self.camera_given else
+                  "give the stack's camera with --camera, or fine-tune for these conditions")
+        return [f"the stack's background is about {background:.0f} photons/pixel by {which} "
                 f"camera (baseline {camera.baseline_adu:g} ADU, {camera.photons_per_adu:.4g} "
                 f"photons/ADU), outside its training range {low:g}-{high:g}: results are "
-                f"unreliable; give the stack's camera with --camera, or fine-tune for these "
-                f"conditions"]
+                f"unreliable; {advice}"]
+
+    def domain_notes_after(self, locs: Localizations, stack_shape: tuple[int, ...],
+                           pixel_size_nm: float) -> list[str]:
+        """Warnings, after localization, when the localizations lie well outside (a factor 2)
+        the model's training conditions (``config.imaging``): their density per um^2 and frame
+        against ``density_per_um2``, and, for entries that measure photons, their median
+        photons against the middle 90 % of the training photon distribution. ``stack_shape``
+        is the stack's (frames, height, width); ``pixel_size_nm`` its camera pixel."""
+        imaging = getattr(self.config, "imaging", None)
+        density_range = getattr(imaging, "density_per_um2", None)
+        n, height, width = (int(v) for v in tuple(stack_shape)[-3:])
+        area = height * width * (pixel_size_nm / 1000.0) ** 2
+        if density_range is None or n < 1 or not area > 0:
+            return []
+        notes = []
+        density = len(locs) / n / area
+        low, high = density_range
+        if density > 2 * high:
+            notes.append(f"about {density:.3g} localizations per um^2 and frame, over twice the "
+                         f"model's training density {low:g}-{high:g}: overlapping emitters are "
+                         f"missed or merged and false detections grow; results are unreliable "
+                         f"(check --threshold, or fine-tune for denser data)")
+        photons = locs.photons[np.isfinite(locs.photons)] if len(locs) else locs.photons
+        training = _photon_range(imaging)
+        if photons.size and training is not None:
+            median = float(np.median(photons))
+            p_low, p_high = training
+            if median > 2 * p_high or median < p_low / 2:
+                notes.append(f"the localizations' median is {median:.0f} photons, outside the "
+                             f"model's training range {p_low:.0f}-{p_high:.0f} (middle 90 %): "
+                             f"photons and uncertainties are unreliable; check the camera "
+                             f"(--camera) or fine-tune for these conditions")
+        return notes
 
     def with_camera(self, overrides: list[str]) -> ModelBundle:
         """This model for frames from another camera: ``["baseline_adu=500", "e_per_adu=1",
         ...]`` change the training camera (``config.imaging.camera``). Entries that turn ADU
         into photons inside the network (``entry.reads_camera``) are rebuilt with it and keep
         their weights; the others normalise each frame, so they are returned unchanged."""
-        camera = with_overrides(self.config.imaging.camera, overrides)  # checks the keys
+        # Checks the keys, types and values (finite numbers) of the overrides.
+        camera = with_overrides(self.config.imaging.camera, overrides, "imaging.camera.")
         if not overrides or not self.entry.reads_camera:
             return self
         config = replace(self.config, imaging=replace(self.config.imaging, camera=camera))
@@ -102,7 +141,25 @@ class ModelBundle:
         model.set_weights(self.model.get_weights())
         return ModelBundle(entry=self.entry, config=config, model=model, metadata=self.metadata,
                            source=f"{self.source}, camera {' '.join(overrides)}",
-                           weights_file=self.weights_file, model_card=self.model_card)
+                           weights_file=self.weights_file, model_card=self.model_card,
+                           camera_given=True)
+
+
+def _photon_range(imaging) -> tuple[float, float] | None:
+    """The 5th and 95th percentiles of the training photons per emitter (None if the imaging
+    config has no photon distribution)."""
+    kind = getattr(imaging, "photon_distribution", None)
+    p = getattr(imaging, "photon_params", ())
+    z = 1.6449  # the 95th percentile of a standard normal
+    if kind == "uniform" and len(p) == 2:
+        return p[0] + 0.05 * (p[1] - p[0]), p[1] - 0.05 * (p[1] - p[0])
+    if kind == "normal" and len(p) == 2:
+        return max(1.0, p[0] - z * p[1]), p[0] + z * p[1]
+    if kind == "lognormal" and len(p) == 2:
+        return p[0] * math.exp(-z * p[1]), p[0] * math.exp(z * p[1])
+    if kind == "exponential" and len(p) == 1:
+        return p[0] * -math.log(0.95), p[0] * math.log(20.0)
+    return None
 
 
 @dataclass(frozen=True)
@@ -127,10 +184,14 @@ def resolve(name_or_path: str) -> ResolvedModel:
             raise LoczooError(f"{path} is not a run folder (it needs {runfolder.CONFIG}, "
                               f"{runfolder.WEIGHTS} and {runfolder.METADATA})")
         metadata = runfolder.read_metadata(path)
-        entry = get_entry(metadata.get("entry"))
-        return ResolvedModel(entry, load_json(entry.config_cls, path / runfolder.CONFIG),
-                             path / runfolder.WEIGHTS, metadata, f"run folder {path}",
-                             _read_card(path / MODEL_CARD))
+        if metadata["entry"] not in KNOWN_ENTRIES:
+            raise LoczooError(f"{path / runfolder.METADATA}: unknown zoo entry "
+                              f"{metadata['entry']!r}; known entries: {', '.join(KNOWN_ENTRIES)}")
+        entry = get_entry(metadata["entry"])
+        config = load_json(entry.config_cls, path / runfolder.CONFIG)
+        check_weights_file(path / runfolder.WEIGHTS)
+        return ResolvedModel(entry, config, path / runfolder.WEIGHTS, metadata,
+                             f"run folder {path}", _read_card(path / MODEL_CARD))
     entry_name, _, preset_name = name_or_path.partition("/")
     if entry_name not in KNOWN_ENTRIES:
         raise LoczooError(f"--model {name_or_path!r} is neither a run folder nor a preset; "
@@ -147,16 +208,54 @@ def resolve(name_or_path: str) -> ResolvedModel:
 
 
 def _read_card(path: Path) -> str:
-    return path.read_text() if path.is_file() else ""
+    try:
+        return path.read_text() if path.is_file() else ""
+    except (OSError, ValueError) as err:  # unreadable, or not text
+        raise LoczooError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    """An exception's message on one line (Keras's span paragraphs), at most ``limit`` chars."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_weights_file(path: Path) -> None:
+    """Refuse a weights file that is not a complete HDF5 file (truncated, garbage, empty)
+    before anything is built from it."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except Exception as err:  # noqa: BLE001 - h5py raises OSError, ValueError, ...
+        raise LoczooError(f"cannot read weights {path}: {_one_line(err)} (a truncated or "
+                          f"damaged file?)") from None
+
+
+def load_weights(model, path: str | Path) -> None:
+    """``model.load_weights(path)`` with every failure (a damaged file, weights of another
+    architecture or configuration) as one LoczooError that names the file."""
+    import warnings
+
+    # Keras warns about each part it skips before it fails: kept back, so that a failure is
+    # one line; repeated after a load that succeeds.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except Exception as err:  # noqa: BLE001 - Keras raises many types for bad weight files
+            raise LoczooError(f"cannot load weights {path} into the {model.name} model: "
+                              f"{_one_line(err)}") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
 
 
 def load_bundle(name_or_path: str) -> ModelBundle:
     resolved = resolve(name_or_path)
     model = resolved.entry.build_model(resolved.config)
-    try:
-        model.load_weights(resolved.weights)
-    except Exception as err:  # noqa: BLE001 - Keras raises many types for bad weight files
-        raise LoczooError(f"cannot load weights {resolved.weights}: {err}") from None
+    load_weights(model, resolved.weights)
     return ModelBundle(entry=resolved.entry, config=resolved.config, model=model,
                        metadata=resolved.metadata, source=resolved.description,
                        weights_file=resolved.weights, model_card=resolved.model_card)

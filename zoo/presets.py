@@ -132,13 +132,20 @@ class Preset:
         if cached.is_file():
             if _matches(cached, self.weights):
                 return cached
-            cached.unlink()  # a bad file is never kept in the cache
-            problems.append(f"the cached copy {cached} did not match its sha256 and was deleted")
+            try:
+                cached.unlink()  # a bad file is never kept in the cache
+                problems.append(f"the cached copy {cached} did not match its sha256 and was "
+                                f"deleted")
+            except OSError as err:
+                problems.append(f"the cached copy {cached} does not match its sha256 and "
+                                f"cannot be deleted ({err.strerror or err})")
         shipped = self.shipped_path
         if shipped.is_file():
             if _matches(shipped, self.weights):
                 return shipped
             problems.append(f"the shipped copy {shipped} does not match its sha256")
+        if mirrors():
+            prepare_cache(cached.parent)
         for base in mirrors():
             url = mirror_url(base, self)
             try:
@@ -153,10 +160,33 @@ class Preset:
 
 
 def loczoo_home() -> Path:
+    """The user cache folder; LoczooError if it (or the nearest existing folder above it) is a
+    file, so that every later use of it can assume a folder."""
     if os.environ.get(HOME_VARIABLE):
-        return Path(os.environ[HOME_VARIABLE]).expanduser()
-    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(keras_home).expanduser() / "loczoo"
+        home, where = Path(os.environ[HOME_VARIABLE]).expanduser(), f"{HOME_VARIABLE}="
+    else:
+        keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+        home, where = Path(keras_home).expanduser() / "loczoo", "the user cache "
+    for path in (home, *home.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "" if path == home else f" ({path} is a file)"
+                raise LoczooError(f"{where}{home} is not a folder{what}; set {HOME_VARIABLE} "
+                                  f"to a folder for downloaded weights")
+            break
+    return home
+
+
+def prepare_cache(folder: Path) -> None:
+    """Create a cache folder for a download; LoczooError if it cannot be made or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LoczooError(f"cannot create the weights cache {folder}: {err.strerror or err}; "
+                          f"set {HOME_VARIABLE} to a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LoczooError(f"the weights cache {folder} is not writable; set {HOME_VARIABLE} to "
+                          f"a writable folder")
 
 
 def mirrors() -> list[str]:
@@ -169,15 +199,49 @@ def mirror_url(base: str, preset: Preset) -> str:
     return f"{base.rstrip('/')}/{preset.entry}/{preset.name}/{preset.weights.name}"
 
 
+def _allowed(url: str, *, redirect: bool) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme == "https" or (parts.scheme == "http" and loopback):
+        return True
+    return parts.scheme == "file" and not redirect
+
+
 def check_url(url: str) -> None:
     """Weights travel over HTTPS; plain HTTP only from this machine (tests, a local proxy) and
     file:// for mirrors on a shared disk."""
-    parts = urllib.parse.urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme == "https" or parts.scheme == "file" or (parts.scheme == "http" and loopback):
-        return
-    raise LoczooError(f"refusing to download from {url}: mirrors must be https:// (or file://, "
-                      f"or http:// on this machine)")
+    if not _allowed(url, redirect=False):
+        raise LoczooError(f"refusing to download from {url}: mirrors must be https:// (or "
+                          f"file://, or http:// on this machine)")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to where a mirror itself may be: https://, or http:// on this
+    machine (never file:// or another plain-http host), at every hop of the chain."""
+
+    @staticmethod
+    def _check(req, newurl: str) -> None:
+        if not _allowed(newurl, redirect=True):
+            raise LoczooError(f"refusing the redirect from {req.full_url} to {newurl}: "
+                              f"weights travel only over https:// (or http:// on this machine)")
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self._check(req, newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        # Checked here too: urllib refuses some schemes itself, before redirect_request, with
+        # a message of its own.
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            self._check(req, urllib.parse.urljoin(req.full_url, location))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _open(url: str):
+    return urllib.request.build_opener(_CheckedRedirects).open(url, timeout=DOWNLOAD_TIMEOUT_S)
 
 
 def download(url: str, dest: Path, expected: WeightsFile,
@@ -185,7 +249,9 @@ def download(url: str, dest: Path, expected: WeightsFile,
     """Download ``url`` to ``dest``: streamed into a temporary file beside it, checked against
     the expected size and sha256, renamed only if both match (else deleted)."""
     check_url(url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    prepare_cache(dest.parent)
+    # The temporary file goes whatever happens: a failed check, an error, Ctrl-C or SIGTERM
+    # (KeyboardInterrupt, tools.common.run_tool).
     with atomic_path(dest) as tmp:
         try:
             _fetch(url, tmp, expected, progress)
@@ -199,7 +265,7 @@ def _fetch(url: str, path: Path, expected: WeightsFile, progress) -> None:
     """Stream ``url`` into ``path``, hashing as it comes; LoczooError unless it is exactly the
     expected file."""
     digest, done = hashlib.sha256(), 0
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
+    with _open(url) as response, \
             open(path, "wb") as out:
         while block := response.read(1 << 20):
             digest.update(block)

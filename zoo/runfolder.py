@@ -35,10 +35,23 @@ def is_run_folder(path: str | Path) -> bool:
 
 
 def read_metadata(folder: str | Path) -> dict:
+    """``folder/metadata.json``: a JSON object with the ``entry`` (a string) that wrote it; a
+    missing, unreadable or malformed file is a LoczooError that names it."""
+    path = Path(folder) / METADATA
     try:
-        return json.loads((Path(folder) / METADATA).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise LoczooError(f"cannot read {Path(folder) / METADATA}: {err}") from None
+        meta = json.loads(path.read_text())
+    except OSError as err:
+        raise LoczooError(f"cannot read {path}: {err.strerror or err}") from None
+    except ValueError as err:  # JSONDecodeError, or UnicodeDecodeError for binary garbage
+        raise LoczooError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise LoczooError(f"{path} must hold a JSON object ({{...}}), got "
+                          f"{type(meta).__name__}")
+    if not isinstance(meta.get("entry"), str):
+        got = "none" if "entry" not in meta else repr(meta["entry"])
+        raise LoczooError(f"{path} must name the zoo entry that wrote it (\"entry\": a string), "
+                          f"got {got}")
+    return meta
 
 
 def write_metadata(folder: str | Path, *, entry: str, parameters: int, metadata: dict) -> None:

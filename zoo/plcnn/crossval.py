@@ -7,34 +7,40 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from loczoo.errors import LoczooError
-from loczoo.outputs import atomic_path
+from loczoo.outputs import atomic_folder, atomic_path, prepare_folder_output
 from loczoo.plcnn.pipeline import LabelledImages, predict_probabilities, stratified_folds
 
 
 def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
                    steps_per_epoch: int, epochs: int, seed: int = 0, quiet: bool = False,
-                   data_description: str = "", command: str = "") -> dict:
+                   data_description: str = "", command: str = "",
+                   overwrite: bool = False) -> dict:
     """Train ``folds`` models, each validated on (and then predicting) one stratified fold.
-    Writes ``out`` (via ``out.partial``): fold_01 ... run folders, ``predictions.csv``,
-    ``confusion.csv``, ``confusion.png`` and ``summary.json``; returns the summary."""
+    Writes ``out`` (through a temporary folder, renamed at the end; an existing ``out`` is
+    replaced only with ``overwrite`` and after every check): fold_01 ... run folders,
+    ``predictions.csv``, ``confusion.csv``, ``confusion.png`` and ``summary.json``; returns the
+    summary."""
+
+    out = prepare_folder_output(out, overwrite)
+    config = entry.prepare_config(config, source, seed)  # the data's classes and channels
+    held_out = stratified_folds(source.labels, folds, seed)
+    with atomic_folder(out, kind="cross-validation") as partial:
+        summary = _run_folds(entry, config, source, partial, held_out, steps_per_epoch,
+                             epochs, seed, quiet, data_description, command)
+    return summary
+
+
+def _run_folds(entry, config, source, partial: Path, held_out, steps_per_epoch, epochs, seed,
+               quiet, data_description, command) -> dict:
     from loczoo.bundle import load_bundle
     from loczoo.training import train
 
-    out = Path(out)
-    if out.exists():
-        raise LoczooError(f"output {out} exists; pass --overwrite to replace it")
-    config = entry.prepare_config(config, source, seed)  # the data's classes and channels
-    held_out = stratified_folds(source.labels, folds, seed)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    folds = len(held_out)
     probabilities = np.zeros((len(source.labels), config.n_classes), np.float32)
     fold_of = np.zeros(len(source.labels), int)
     accuracies = []
@@ -59,7 +65,6 @@ def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
     with atomic_path(partial / "summary.json") as tmp:
         tmp.write_text(json.dumps({**summary, "data": data_description, "command": command,
                                    "folds": folds, "seed": seed}, indent=2) + "\n")
-    partial.rename(out)
     return summary
 
 

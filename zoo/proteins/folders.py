@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from loczoo.errors import LoczooError
+from loczoo.tiffcheck import ifd_chain_problem, tifffile_log
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 
@@ -44,9 +45,18 @@ def read_image(path: Path) -> np.ndarray:
         else:
             import tifffile
 
-            data = tifffile.imread(path)
+            problem = ifd_chain_problem(path)
+            if problem:
+                raise LoczooError(f"image {path} is truncated or corrupt: {problem}")
+            with tifffile_log() as log:
+                data = tifffile.imread(path)
+            if log.fatal:
+                raise LoczooError(f"image {path} is truncated or corrupt ({log.fatal[0]})")
+    except LoczooError:
+        raise
     except Exception as err:  # noqa: BLE001 - the readers raise many types for bad files
-        raise LoczooError(f"cannot read image {path}: {err}") from None
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise LoczooError(f"cannot read image {path}: {reason}") from None
     data = np.asarray(data)
     if data.ndim == 3 and data.shape[0] < 5 and data.shape[-1] >= 5:
         data = np.moveaxis(data, 0, -1)  # a channels-first TIFF

@@ -8,13 +8,8 @@ temporary name beside the target and renamed, so a failed write never leaves hal
 from __future__ import annotations
 
 import csv
-import logging
 import math
-import os
 import re
-import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +19,7 @@ import tifffile
 from loczoo.errors import LoczooError
 from loczoo.outputs import atomic_path, prepare_output
 from loczoo.smlm.localizations import Localizations
+from loczoo.tiffcheck import ifd_chain_problem, tifffile_log
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -38,8 +34,6 @@ _PIXEL_UNITS = ("px", "pixel", "pixels")
 # A resolution tag in inch or cm that gives pixels larger than this is a dpi default
 # (72, 96, 300 dpi ...), not a microscope calibration.
 _MAX_PLAUSIBLE_PIXEL_NM = 10_000.0
-# tifffile logs, rather than raises, when a page chain breaks off (a truncated file).
-_FATAL_TIFF_LOG = ("page offset", "next page", "corrupt", "truncat", "missing data", "bytecounts")
 _NAN_CHECK_ELEMENTS = 1 << 24
 
 
@@ -50,38 +44,13 @@ class Stack:
     frames: np.ndarray
     pixel_size_nm: float | None
     path: Path
+    metadata_pixel_size_nm: float | None = None  # what the file says, before any override
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
 
 # --------------------------------------------------------------------------- TIFF stacks
-
-
-class _LogCollector(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.fatal: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.levelno >= logging.ERROR and any(k in message.lower() for k in _FATAL_TIFF_LOG):
-            self.fatal.append(message)
-
-
-@contextmanager
-def _tifffile_log() -> Iterator[_LogCollector]:
-    """Collect tifffile's log records instead of letting them reach stderr."""
-    logger = logging.getLogger("tifffile")
-    collector = _LogCollector()
-    propagate = logger.propagate
-    logger.addHandler(collector)
-    logger.propagate = False
-    try:
-        yield collector
-    finally:
-        logger.removeHandler(collector)
-        logger.propagate = propagate
 
 
 def _natural_key(name: str) -> list:
@@ -170,55 +139,12 @@ def _frames_view(path: Path, shape: tuple, axes: str, dtype: np.dtype, samples: 
     return int(n), int(height), int(width)
 
 
-def _ifd_chain_problem(path: Path) -> str | None:
-    """Follow the chain of image directories; say why if it is cut off or loops.
-
-    tifffile can spin for a very long time on a directory cut in the middle (it takes a bogus
-    next offset from the partial read), so the chain is checked before tifffile sees it.
-    """
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(16)
-        order = {b"II": "<", b"MM": ">"}.get(head[:2])
-        if order is None or len(head) < 8:
-            return None  # not a TIFF: tifffile says so
-        version = struct.unpack(order + "H", head[2:4])[0]
-        if version == 42:
-            if size >= 1 << 32:
-                return None  # ImageJ's > 4 GiB files break the chain by design
-            count_fmt, offset_fmt, entry = "H", "I", 12
-            offset = struct.unpack(order + "I", head[4:8])[0]
-        elif version == 43 and len(head) >= 16:
-            count_fmt, offset_fmt, entry = "Q", "Q", 20
-            offset = struct.unpack(order + "Q", head[8:16])[0]
-        else:
-            return None
-        count_size = struct.calcsize(count_fmt)
-        offset_size = struct.calcsize(offset_fmt)
-        seen: set[int] = set()
-        while offset:
-            page = len(seen) + 1
-            if offset in seen:
-                return f"the directory of page {page} points back to an earlier one"
-            if offset + count_size > size:
-                return f"page {page} starts at byte {offset}, beyond the end ({size} bytes)"
-            seen.add(offset)
-            fh.seek(offset)
-            count = struct.unpack(order + count_fmt, fh.read(count_size))[0]
-            end = offset + count_size + count * entry
-            if end + offset_size > size:
-                return f"the directory of page {page} is cut off at the end of the file"
-            fh.seek(end)
-            offset = struct.unpack(order + offset_fmt, fh.read(offset_size))[0]
-    return None
-
-
 def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
     """Frames [N, H, W] of one TIFF file and the pixel size from its metadata."""
-    problem = _ifd_chain_problem(path)
+    problem = ifd_chain_problem(path)
     if problem:
         raise LoczooError(f"{path} is truncated or corrupt: {problem}")
-    with _tifffile_log() as log:
+    with tifffile_log() as log:
         try:
             with tifffile.TiffFile(path) as tif:
                 if not tif.series:
@@ -317,7 +243,7 @@ def read_stack(path: str | Path, pixel_size_nm: float | None = None) -> Stack:
         raise LoczooError(f"cannot read {path}: {err.strerror or err}") from None
     _check_finite(frames, path)
     return Stack(frames=frames, pixel_size_nm=override if override is not None else found,
-                 path=path)
+                 path=path, metadata_pixel_size_nm=found)
 
 
 def as_frames(frames, what: str = "frames") -> np.ndarray:
@@ -538,6 +464,10 @@ _CSV_COLUMNS = (
     ("sigma_y", "uncertainty_y [nm]", "%.3f"),
     ("sigma_z", "uncertainty_z [nm]", "%.3f"),
 )
+
+
+LOCALIZATION_SUFFIXES = (".csv",)
+STACK_SUFFIXES = (".tif", ".tiff")
 
 
 def write_localizations(path: str | Path, locs: Localizations, overwrite: bool = False) -> Path:

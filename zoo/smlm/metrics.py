@@ -70,42 +70,173 @@ def _frame_slices(frames_sorted: np.ndarray, wanted: np.ndarray):
             np.searchsorted(frames_sorted, wanted, side="right"))
 
 
-def _pair_frame(tx, ty, tz, px, py, pz, tol, ax_tol, method):
-    """Match one frame; returns local (row, col) index arrays."""
-    dx = px[None, :] - tx[:, None]
-    dy = py[None, :] - ty[:, None]
+# Frames whose truth x prediction count is at most this are matched on the dense distance
+# matrix (about 50 bytes per cell); larger ones on the pairs within the tolerance, found with a
+# KD-tree, split into independent groups (connected components). Both give the same pairs.
+DENSE_MAX_CELLS = 1 << 20
+# Most candidate pairs (within the lateral tolerance) one frame may have: each costs about
+# 150 bytes while matching, so this bounds the memory at about 1.5 GB.
+MAX_CANDIDATE_PAIRS = 10_000_000
+
+
+def _admissible_cost(dx, dy, dz, tol, ax_tol):
+    """Admissible mask and cost of pairs (elementwise: any shape). The one definition for the
+    dense matrix and the candidate pairs, so both paths see bit-identical costs."""
     lateral = np.hypot(dx, dy)
     admissible = lateral <= tol
     cost = lateral
     if ax_tol is not None:
-        dz = pz[None, :] - tz[:, None]
         known = np.isfinite(dz)
         admissible &= ~known | (np.abs(np.where(known, dz, 0.0)) <= ax_tol)
         cost = np.where(known, np.sqrt(lateral**2 + np.where(known, dz, 0.0) ** 2), lateral)
+    return admissible, cost
+
+
+def _greedy(rows, cols, cost, n_rows, n_cols):
+    """Accept pairs in order of increasing cost (ties: in the given order) while both ends are
+    free. ``rows``/``cols`` must be in row-major order for ties to match the dense path."""
+    order = np.argsort(cost, kind="stable")
+    used_r = np.zeros(n_rows, bool)
+    used_c = np.zeros(n_cols, bool)
+    out_r, out_c = [], []
+    for r, c in zip(rows[order].tolist(), cols[order].tolist()):
+        if not used_r[r] and not used_c[c]:
+            used_r[r] = used_c[c] = True
+            out_r.append(r)
+            out_c.append(c)
+    return np.asarray(out_r, np.int64), np.asarray(out_c, np.int64)
+
+
+def _hungarian_dense(sub_ok, sub_cost):
+    """Most admissible pairs, then least total cost, on a dense block whose every row and
+    column has an admissible partner; returns local (row, col) indices."""
+    # Any assignment with one more admissible pair must be cheaper: big > (#pairs) * max cost.
+    big = (min(sub_ok.shape) + 1) * (float(sub_cost[sub_ok].max()) + 1.0)
+    r, c = linear_sum_assignment(np.where(sub_ok, sub_cost, big))
+    ok = sub_ok[r, c]
+    return r[ok], c[ok]
+
+
+def _hungarian_sparse(r, c, cost, n_rows, n_cols):
+    """The same optimum as ``_hungarian_dense`` from the edge list alone (for large groups):
+    a full matching on a graph where each row and column may also pair with its own dummy at
+    cost big / 2, and the dummies of a real pair (i, j) pair with each other at no cost, so
+    that every matching of k real pairs costs its distances + big / 2 (n_rows + n_cols - 2 k).
+    All weights are shifted by 1 (a full matching has n_rows + n_cols edges, so the shift
+    changes nothing), as the sparse solver needs non-zero weights."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    big = (min(n_rows, n_cols) + 1) * (float(cost.max()) + 1.0)
+    rows_i, cols_j = np.arange(n_rows), np.arange(n_cols)
+    left = np.concatenate([r, rows_i, n_rows + cols_j, n_rows + c])
+    right = np.concatenate([c, n_cols + rows_i, cols_j, n_cols + r])
+    weight = np.concatenate([cost, np.full(n_rows + n_cols, big / 2.0), np.zeros(r.size)]) + 1
+    n = n_rows + n_cols
+    graph = coo_matrix((weight, (left, right)), shape=(n, n)).tocsr()
+    row_ind, col_ind = min_weight_full_bipartite_matching(graph)
+    real = (row_ind < n_rows) & (col_ind < n_cols)
+    return row_ind[real].astype(np.int64), col_ind[real].astype(np.int64)
+
+
+def _pair_frame(tx, ty, tz, px, py, pz, tol, ax_tol, method, frame=None):
+    """Match one frame; returns local (row, col) index arrays."""
+    if len(tx) * len(px) > DENSE_MAX_CELLS:
+        return _pair_frame_sparse(tx, ty, tz, px, py, pz, tol, ax_tol, method, frame)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, never admissible
+        dx = px[None, :] - tx[:, None]
+        dy = py[None, :] - ty[:, None]
+        dz = pz[None, :] - tz[:, None] if ax_tol is not None else None
+        admissible, cost = _admissible_cost(dx, dy, dz, tol, ax_tol)
     if not admissible.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if method == "greedy":
         rows, cols = np.nonzero(admissible)
-        order = np.argsort(cost[rows, cols], kind="stable")
-        used_r = np.zeros(len(tx), bool)
-        used_c = np.zeros(len(px), bool)
-        out_r, out_c = [], []
-        for r, c in zip(rows[order].tolist(), cols[order].tolist()):
-            if not used_r[r] and not used_c[c]:
-                used_r[r] = used_c[c] = True
-                out_r.append(r)
-                out_c.append(c)
-        return np.asarray(out_r, np.int64), np.asarray(out_c, np.int64)
+        return _greedy(rows, cols, cost[rows, cols], len(tx), len(px))
     # Hungarian on the rows / columns that have at least one admissible partner.
     rr = np.nonzero(admissible.any(axis=1))[0]
     cc = np.nonzero(admissible.any(axis=0))[0]
-    sub_ok = admissible[np.ix_(rr, cc)]
-    sub_cost = cost[np.ix_(rr, cc)]
-    # Any assignment with one more admissible pair must be cheaper: big > (#pairs) * max cost.
-    big = (min(len(rr), len(cc)) + 1) * (float(sub_cost[sub_ok].max()) + 1.0)
-    r, c = linear_sum_assignment(np.where(sub_ok, sub_cost, big))
-    ok = sub_ok[r, c]
-    return rr[r[ok]], cc[c[ok]]
+    r, c = _hungarian_dense(admissible[np.ix_(rr, cc)], cost[np.ix_(rr, cc)])
+    return rr[r], cc[c]
+
+
+def _candidate_pairs(tx, ty, px, py, tol, frame=None):
+    """(truth row, prediction column) of every pair that may be within the lateral tolerance,
+    in row-major order, from KD-trees (a radius a little wider than ``tol``: the exact test is
+    ``_admissible_cost``). Rows with a non-finite x or y never match and are left out."""
+    from scipy.spatial import cKDTree
+
+    t_ok = np.nonzero(np.isfinite(tx) & np.isfinite(ty))[0]
+    p_ok = np.nonzero(np.isfinite(px) & np.isfinite(py))[0]
+    empty = np.zeros(0, np.int64)
+    if t_ok.size == 0 or p_ok.size == 0:
+        return empty, empty
+    t_tree = cKDTree(np.column_stack([tx[t_ok], ty[t_ok]]))
+    p_tree = cKDTree(np.column_stack([px[p_ok], py[p_ok]]))
+    radius = tol * (1.0 + 1e-9) + 1e-9
+    count = int(t_tree.count_neighbors(p_tree, radius))  # counted without storing the pairs
+    if count > MAX_CANDIDATE_PAIRS:
+        where = "a frame" if frame is None else f"frame {frame}"
+        raise LoczooError(
+            f"{where} has {count} prediction / ground-truth pairs within {tol:g} nm "
+            f"({len(px)} localizations vs {len(tx)} ground-truth emitters), more than the "
+            f"{MAX_CANDIDATE_PAIRS} that matching handles; use a smaller tolerance "
+            "(--tolerance) or check that the frame numbers are right")
+    pairs = t_tree.sparse_distance_matrix(p_tree, radius, output_type="ndarray")
+    rows, cols = t_ok[pairs["i"]], p_ok[pairs["j"]]
+    order = np.lexsort((cols, rows))
+    return rows[order].astype(np.int64), cols[order].astype(np.int64)
+
+
+def _pair_frame_sparse(tx, ty, tz, px, py, pz, tol, ax_tol, method, frame=None):
+    """``_pair_frame`` for dense frames: memory grows with the pairs within the tolerance, not
+    with truth x predictions. The costs are computed as in the dense path; the Hungarian
+    optimum splits into the connected components of the admissible pairs, solved one by one
+    (a lone pair directly, small groups densely, large ones with a sparse solver)."""
+    rows, cols = _candidate_pairs(tx, ty, px, py, tol, frame)
+    if rows.size == 0:
+        return rows, cols
+    with np.errstate(invalid="ignore"):
+        dz = pz[cols] - tz[rows] if ax_tol is not None else None
+        admissible, cost = _admissible_cost(px[cols] - tx[rows], py[cols] - ty[rows], dz, tol,
+                                            ax_tol)
+    rows, cols, cost = rows[admissible], cols[admissible], cost[admissible]
+    if rows.size == 0:
+        return rows, cols
+    if method == "greedy":
+        return _greedy(rows, cols, cost, len(tx), len(px))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    u_rows, r_local = np.unique(rows, return_inverse=True)
+    u_cols, c_local = np.unique(cols, return_inverse=True)
+    n_r, n_c = u_rows.size, u_cols.size
+    graph = coo_matrix((np.ones(rows.size), (r_local, n_r + c_local)),
+                       shape=(n_r + n_c, n_r + n_c))
+    _, label = connected_components(graph, directed=False)
+    edge_group = label[r_local]
+    order = np.argsort(edge_group, kind="stable")
+    bounds = np.flatnonzero(np.diff(edge_group[order])) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [order.size]])
+    single = (stops - starts) == 1  # a lone admissible pair is matched as it is
+    out_r = [rows[order[starts[single]]]]
+    out_c = [cols[order[starts[single]]]]
+    for a, b in zip(starts[~single].tolist(), stops[~single].tolist()):
+        edges = order[a:b]
+        g_rows, g_r = np.unique(rows[edges], return_inverse=True)
+        g_cols, g_c = np.unique(cols[edges], return_inverse=True)
+        if g_rows.size * g_cols.size <= DENSE_MAX_CELLS:
+            ok = np.zeros((g_rows.size, g_cols.size), bool)
+            sub = np.zeros((g_rows.size, g_cols.size))
+            ok[g_r, g_c] = True
+            sub[g_r, g_c] = cost[edges]
+            r, c = _hungarian_dense(ok, sub)
+        else:
+            r, c = _hungarian_sparse(g_r, g_c, cost[edges], g_rows.size, g_cols.size)
+        out_r.append(g_rows[r])
+        out_c.append(g_cols[c])
+    return np.concatenate(out_r).astype(np.int64), np.concatenate(out_c).astype(np.int64)
 
 
 def match(truth: Localizations, pred: Localizations, tolerance_nm: float = 250.0,
@@ -130,6 +261,11 @@ def match(truth: Localizations, pred: Localizations, tolerance_nm: float = 250.0
 
     Returns:
         The :class:`Matching`; indices refer to the original tables.
+
+    Frames with more than ``DENSE_MAX_CELLS`` truth x prediction cells are matched on the
+    pairs within the tolerance only (KD-trees, then each connected group of pairs on its
+    own), with the same result; a frame with more than ``MAX_CANDIDATE_PAIRS`` such pairs is
+    refused with a ``LoczooError``.
     """
     if method not in METHODS:
         raise LoczooError(f"unknown matching method {method!r}; use one of {METHODS}")
@@ -148,9 +284,10 @@ def match(truth: Localizations, pred: Localizations, tolerance_nm: float = 250.0
     tx, ty, tz = truth.x[t_idx], truth.y[t_idx], truth.z[t_idx]
     px, py, pz = pred.x[p_idx], pred.y[p_idx], pred.z[p_idx]
     rows, cols = [], []
-    for a, b, c, d in zip(t_start.tolist(), t_stop.tolist(), p_start.tolist(), p_stop.tolist()):
+    for f, a, b, c, d in zip(common.tolist(), t_start.tolist(), t_stop.tolist(),
+                             p_start.tolist(), p_stop.tolist()):
         r, k = _pair_frame(tx[a:b], ty[a:b], tz[a:b], px[c:d], py[c:d], pz[c:d],
-                           tolerance_nm, axial_tolerance_nm, method)
+                           tolerance_nm, axial_tolerance_nm, method, f)
         rows.append(r + a)
         cols.append(k + c)
     ti = t_idx[np.concatenate(rows)] if rows else np.zeros(0, np.int64)

@@ -28,8 +28,25 @@ import tensorflow as tf
 from loczoo.config import check_range
 from loczoo.errors import LoczooError
 from loczoo.smlm.localizations import Localizations
+from loczoo.smlm.render import format_bytes, physical_memory_bytes
 
 PHOTON_DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exponential")
+
+# Most memory a simulation may need: 80 % of this machine's memory (8 GB where it cannot be
+# read). Requests above it would end with the process killed by the kernel (or TensorFlow's
+# allocator failing) after minutes of work; they are refused before any.
+MEMORY_BUDGET_BYTES = int(0.8 * (physical_memory_bytes() or 10e9))
+# Working memory of one batch, from peak RSS measured on CPU (tests/test_memory_limits.py): the
+# erf profiles [B, M, H] and [B, M, W] and their temporaries about 4 x their float32 size, the
+# per-pixel tensors (signal, background, camera noise, ...) about 48 bytes per pixel, the
+# per-emitter tensors about 64 bytes, a density mask about 2 x its float32 size per frame.
+_PROFILE_COPIES = 4
+_BYTES_PER_FRAME_PIXEL = 48
+_BYTES_PER_EMITTER = 64
+# A stack in memory: float32 frames, plus writing it (range check, uint16 copy) 8 per pixel;
+# a ground-truth row (and the copy that joins the batches' tables) 160 bytes.
+_BYTES_PER_WRITTEN_PIXEL = 8
+_BYTES_PER_TRUTH_ROW = 160
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +279,113 @@ def _padding(mean: float) -> int:
     return max(8, int(math.ceil(mean + 6 * math.sqrt(mean) + 8)))
 
 
+def _static_int(value) -> int | None:
+    """``value`` as a Python int, or None for a symbolic tensor (inside ``tf.function``)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _mask_cells(mask) -> int:
+    """Cells of a density mask (0 for none or an unknown shape)."""
+    if mask is None:
+        return 0
+    try:
+        shape = mask.shape if hasattr(mask, "shape") else np.shape(mask)
+        return int(np.prod([int(d) for d in shape]))
+    except (TypeError, ValueError):
+        return 0
+
+
+def simulation_memory_bytes(imaging: ImagingConfig, batch: int, height: int, width: int,
+                            max_emitters: int | None = None, sequence_frames: int = 0,
+                            density_mask_cells: int = 0) -> int:
+    """Estimated working memory (bytes) of one ``simulate`` call (``sequence_frames`` 0) or one
+    ``simulate_sequence`` call of ``sequence_frames`` frames: the per-emitter PSF profiles,
+    which grow with emitters x (height + width) per frame, the per-pixel tensors, and the
+    categorical draw over a density mask of ``density_mask_cells`` cells."""
+    height, width, batch = int(height), int(width), int(batch)
+    frames = batch * max(1, int(sequence_frames))
+    if max_emitters is None:
+        max_emitters = (imaging.max_sequence_emitters(height, width, sequence_frames)
+                        if sequence_frames else imaging.max_emitters(height, width))
+    m = int(max_emitters)
+    profiles = _PROFILE_COPIES * 4 * frames * m * (height + width + 2)
+    pixels = _BYTES_PER_FRAME_PIXEL * frames * height * width
+    emitters = _BYTES_PER_EMITTER * frames * m
+    mask = 4 * int(density_mask_cells) * (2 + 2 * batch)
+    return profiles + pixels + emitters + mask
+
+
+def _refuse(need: int, what: str, detail: str, advice: str) -> None:
+    if need > MEMORY_BUDGET_BYTES:
+        raise LoczooError(f"{what} would need {format_bytes(need)} ({detail}), more than the "
+                          f"{format_bytes(MEMORY_BUDGET_BYTES)} budget (80% of this machine's "
+                          f"memory); {advice}")
+
+
+def check_simulation_memory(imaging: ImagingConfig, batch, height, width,
+                            max_emitters: int | None = None, sequence_frames: int = 0,
+                            density_mask_cells: int = 0) -> None:
+    """Refuse (``LoczooError``, one line) a ``simulate`` / ``simulate_sequence`` call whose
+    working memory would exceed ``MEMORY_BUDGET_BYTES``; a no-op for symbolic sizes."""
+    sizes = [_static_int(v) for v in (batch, height, width)]
+    if None in sizes or (max_emitters is not None and _static_int(max_emitters) is None):
+        return
+    batch, height, width = sizes
+    if min(sizes) < 1:
+        raise LoczooError(f"simulation sizes must be >= 1, got batch {batch} of {height} x "
+                          f"{width} px")
+    need = simulation_memory_bytes(imaging, batch, height, width, max_emitters,
+                                   sequence_frames, density_mask_cells)
+    frames = batch * max(1, int(sequence_frames))
+    _refuse(need, "simulation", f"{frames} frames of {height} x {width} px at once",
+            "simulate fewer frames at once or smaller frames")
+
+
+def stack_memory_bytes(imaging: ImagingConfig, n_frames: int, height: int, width: int,
+                       batch: int = 64, density_mask_cells: int = 0,
+                       sequence_frames: int = 16, write: bool = False) -> tuple[int, int, int]:
+    """(total, stack, working) estimated bytes of ``simulate_stack`` with these arguments:
+    the float32 stack, its ground truth, one batch's working memory, and with ``write`` the
+    extra of writing the stack as a TIFF (``io.write_stack``)."""
+    n_frames, height, width = int(n_frames), int(height), int(width)
+    pixels = n_frames * height * width
+    stack = pixels * (4 + (_BYTES_PER_WRITTEN_PIXEL if write else 0))
+    inside_um2 = height * width * (imaging.pixel_size_nm / 1000.0) ** 2
+    truth = int(n_frames * imaging.density_per_um2[1] * inside_um2 * _BYTES_PER_TRUTH_ROW)
+    if imaging.on_time_frames > 0:
+        t = min(batch, sequence_frames, n_frames)
+        working = simulation_memory_bytes(imaging, 1, height, width, sequence_frames=t)
+    else:
+        working = simulation_memory_bytes(imaging, min(batch, n_frames), height, width,
+                                          density_mask_cells=density_mask_cells)
+    return stack + truth + working, stack + truth, working
+
+
+def check_stack_memory(imaging: ImagingConfig, n_frames: int, height: int, width: int,
+                       batch: int = 64, density_mask_cells: int = 0,
+                       sequence_frames: int = 16, write: bool = False) -> None:
+    """Refuse (``LoczooError``, one line naming the sizes) a ``simulate_stack`` whose memory
+    (``stack_memory_bytes``, plus ``density_mask_cells`` x 4 bytes for the mask itself) would
+    exceed ``MEMORY_BUDGET_BYTES``. Pure arithmetic: runs before any work."""
+    if min(int(n_frames), int(height), int(width)) < 1:
+        raise LoczooError(f"frames and frame size must be >= 1, got {n_frames} frames of "
+                          f"{height} x {width} px")
+    need, stack, working = stack_memory_bytes(imaging, n_frames, height, width, batch,
+                                              density_mask_cells, sequence_frames, write)
+    need += 4 * int(density_mask_cells)
+    frames_at_once = min(int(batch), int(n_frames))
+    if imaging.on_time_frames > 0:
+        frames_at_once = min(frames_at_once, int(sequence_frames))
+    _refuse(need, "simulation",
+            f"{n_frames} frames of {height} x {width} px: the stack and its ground truth "
+            f"{format_bytes(stack)}, working memory {format_bytes(working)} for "
+            f"{frames_at_once} frames at a time",
+            "use fewer frames (--frames) or smaller frames (--size)")
+
+
 def dense_2d_imaging() -> ImagingConfig:
     """The imaging conditions of the dense 2D presets: 100 nm pixels, PSF sigma around 110 nm,
     an sCMOS-like camera comparable to the Deep-STORM demo 1 data (about 2 ADU per photon,
@@ -466,6 +590,9 @@ def simulate(seed, batch: int, height: int, width: int, imaging: ImagingConfig,
     and ``mask`` [B, M] (inside the frame)."""
     if max_emitters is None:
         max_emitters = imaging.max_emitters(height, width)
+    cells = _mask_cells(density_mask)
+    check_simulation_memory(imaging, batch, height, width, max_emitters,
+                            density_mask_cells=cells)
     s = split_seeds(seed, 2)
     emitters = sample_emitters(s[0], batch, height, width, imaging, max_emitters, density_mask)
     out = simulate_frames(s[1], emitters, height, width, imaging)
@@ -536,6 +663,8 @@ def simulate_sequence(seed, batch: int, n_frames: int, height: int, width: int,
         raise LoczooError(f"n_frames must be >= 1, got {n_frames}")
     if max_emitters is None:
         max_emitters = imaging.max_sequence_emitters(height, width, n_frames)
+    check_simulation_memory(imaging, batch, height, width, max_emitters,
+                            sequence_frames=n_frames)
     m = max_emitters
     s = split_seeds(seed, 6)
     tau = float(imaging.on_time_frames)
@@ -607,24 +736,31 @@ def simulate_stack(imaging: ImagingConfig, n_frames: int, height: int, width: in
     and ``batch`` give the same stack. With blinking (``on_time_frames`` > 0) the stack is made
     of independent ``simulate_sequence`` runs of ``sequence_frames`` consecutive frames, each
     with its own density and background (emitters do not carry over from one to the next), so
-    that a short stack still spans the configured ranges."""
+    that a short stack still spans the configured ranges.
+
+    Refuses (``LoczooError``) before any work a stack whose memory (``stack_memory_bytes``)
+    would exceed ``MEMORY_BUDGET_BYTES``."""
     blinking = imaging.on_time_frames > 0
     if blinking and density_mask is not None:
         raise LoczooError("density masks are not supported with blinking (on_time_frames > 0)")
+    cells = _mask_cells(density_mask)
+    check_stack_memory(imaging, n_frames, height, width, batch, cells, sequence_frames)
     if blinking:
         batch = min(batch, sequence_frames)
-    frames, tables = [], []
+    frames = np.empty((n_frames, height, width), np.float32)  # filled batch by batch
+    tables = []
     for start in range(0, n_frames, batch):
         size = min(batch, n_frames - start)
         seed_pair = tf.constant([seed, start], tf.int64)
         if blinking:
             sim = simulate_sequence(seed_pair, 1, size, height, width, imaging)
-            frames.append(sim["frames"].numpy()[0])
+            frames[start:start + size] = sim["frames"].numpy()[0]
             tables.append(sequence_to_table(sim, first_frame=start + 1))
         else:
             sim = simulate(seed_pair, size, height, width, imaging, density_mask=density_mask)
-            frames.append(sim["frames"].numpy())
+            frames[start:start + size] = sim["frames"].numpy()
             tables.append(emitters_to_table(sim, first_frame=start + 1))
+        del sim
         if progress is not None:
             progress(start + size, n_frames)
-    return np.concatenate(frames), Localizations.concatenate(tables)
+    return frames, Localizations.concatenate(tables)
