@@ -22,7 +22,7 @@ demo: $(BIN)/loczoo
 		--render demo/localizations.png --overwrite
 	$(BIN)/loczoo evaluate demo/localizations.csv demo/stack_gt.csv
 	$(BIN)/loczoo simulate-cells demo/cells --per-class 4 --seed 1 --overwrite --quiet
-	$(BIN)/loczoo classify demo/cells/* --out demo/cell_classes.csv --explain --overwrite --quiet
+	$(BIN)/loczoo classify demo/cells --out demo/cell_classes.csv --explain --overwrite --quiet
 
 test: $(BIN)/loczoo
 	$(BIN)/python -m pytest -q

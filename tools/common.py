@@ -16,13 +16,38 @@ from loczoo.errors import LoczooError
 EXIT_USAGE = 2
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to a flag's help where X says something: not for unset
+    options, switches, empty lists, or help that already names its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == []
+                or default == argparse.SUPPRESS
+                or action.option_strings == [] and action.nargs in ("*", "+")):
+            return text
+        shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) \
+            if isinstance(default, (list, tuple)) else (f"{default:g}" if isinstance(
+                default, float) else str(default))
+        return f"{text} (default: {shown})".lstrip()
+
+
 class ToolParser(argparse.ArgumentParser):
     """argparse with the defaults shown in ``--help`` and a usage error as one line:
     ``error: argument --epochs: must be >= 1, got -1`` (exit code 2)."""
 
+    STANDARD_HELP = {"--quiet": "no progress lines",
+                     "--overwrite": "replace an existing output, if loczoo wrote it"}
+
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
         super().__init__(*args, **kwargs)
+
+    def add_argument(self, *names, **kwargs):
+        if "help" not in kwargs and names and names[0] in self.STANDARD_HELP:
+            kwargs["help"] = self.STANDARD_HELP[names[0]]
+        return super().add_argument(*names, **kwargs)
 
     def error(self, message: str):
         print(f"error: {self.prog}: {message}", file=sys.stderr)

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=[250.0, 100.0], help="lateral matching tolerances in nm")
     parser.add_argument("--axial-tolerance", type=number(float, above=0),
                         help="axial tolerance in nm (3D)")
-    parser.add_argument("--method", choices=("hungarian", "greedy"), default="hungarian")
+    parser.add_argument("--method", choices=("hungarian", "greedy"), default="hungarian",
+                        help="matching of localizations to ground truth per frame")
     parser.add_argument("--border", type=number(float, min=0), default=0.0,
                         help="exclude this many nm at the border (needs --fov)")
     parser.add_argument("--fov", type=number(float, above=0), nargs=2, metavar=("H_NM", "W_NM"),

@@ -12,7 +12,8 @@ from loczoo.tools.common import number, standalone
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("localizations", help="localization CSV")
     parser.add_argument("--out", required=True, help="image to write (.png, .tif)")
-    parser.add_argument("--method", choices=("gaussian", "histogram"), default="gaussian")
+    parser.add_argument("--method", choices=("gaussian", "histogram"), default="gaussian",
+                        help="each localization as a Gaussian, or counts per pixel")
     parser.add_argument("--pixel-size", type=number(float, above=0), default=10.0,
                         help="render pixel in nm")
     parser.add_argument("--sigma", type=number(float, above=0),

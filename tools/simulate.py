@@ -13,9 +13,9 @@ from loczoo.tools.common import check_pair, import_tensorflow_quietly, number, s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="TIFF stack to write")
     parser.add_argument("--gt", help="ground-truth CSV (default: OUT stem + '_gt.csv')")
-    parser.add_argument("--frames", type=number(int, min=1), default=20)
+    parser.add_argument("--frames", type=number(int, min=1), default=20, help="frames to simulate")
     parser.add_argument("--size", type=number(int, min=1), nargs=2, default=(64, 64),
-                        metavar=("H", "W"))
+                        metavar=("H", "W"), help="frame size in camera pixels")
     parser.add_argument("--pixel-size", type=number(float, above=0), default=100.0, help="nm")
     parser.add_argument("--density", type=number(float, min=0), nargs=2, default=(6.0, 6.0),
                         metavar=("LO", "HI"), help="emitters per um^2, drawn per frame")
@@ -27,10 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("LO", "HI"), help="background photons per pixel")
     parser.add_argument("--em-gain", type=number(float, min=1),
                         help="EMCCD gain (default: no EM gain)")
-    parser.add_argument("--qe", type=number(float, above=0, max=1), default=1.0)
+    parser.add_argument("--qe", type=number(float, above=0, max=1), default=1.0,
+                        help="quantum efficiency")
     parser.add_argument("--read-noise", type=number(float, min=0), default=1.5,
                         help="electrons rms")
-    parser.add_argument("--e-per-adu", type=number(float, above=0), default=0.5)
+    parser.add_argument("--e-per-adu", type=number(float, above=0), default=0.5,
+                        help="electrons per ADU (camera gain)")
     parser.add_argument("--baseline", type=number(float), default=100.0, help="ADU")
     parser.add_argument("--camera", choices=("custom", "smlm2016"), default="custom",
                         help="smlm2016: the SMLM 2016 challenge EMCCD (replaces the camera "
@@ -45,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--structure", choices=("uniform", "filaments"), default="uniform",
                         help="where emitters are: uniformly random (default) or on random "
                              "filaments; with filaments, --density applies on the filaments")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=0,
+                        help="the same seed gives the same stack")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
 
