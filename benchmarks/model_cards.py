@@ -15,7 +15,6 @@ import argparse
 import os
 import shlex
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -121,7 +120,7 @@ def main() -> None:
 
     from loczoo.bundle import load_bundle
     from loczoo.outputs import atomic_path
-    from loczoo.presets import MODEL_CARD
+    from loczoo.runfolder import model_card_path
 
     chosen = [p for p in all_presets() if not args.presets or p.id in args.presets]
     for preset in chosen:
@@ -135,7 +134,7 @@ def main() -> None:
                        *figures_table(bundle, args)]
         else:
             figures = classifier_figures(bundle)
-        path = Path(preset.package_folder) / MODEL_CARD
+        path = model_card_path(preset.package_folder)
         with atomic_path(path) as tmp:
             tmp.write_text(card(preset, bundle, figures, command))
         print(f"wrote {path}", flush=True)

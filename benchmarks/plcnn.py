@@ -21,7 +21,7 @@ def held_out_predictions(bundle, images: int, batch_size: int = 16):
     """(labels, predicted classes, ms per image) on ``images`` held-out synthetic cells."""
     import numpy as np
 
-    from loczoo.plcnn.pipeline import cell_imaging, predict_probabilities
+    from loczoo.proteins.images import cell_imaging, predict_probabilities
     from loczoo.proteins.simulate import balanced_labels, simulate_cells
 
     config = bundle.config
@@ -44,7 +44,7 @@ def main() -> None:
     import tensorflow as tf
 
     from loczoo.bundle import load_bundle
-    from loczoo.plcnn.crossval import summarize
+    from loczoo.crossval import summarize
 
     bundle = load_bundle(args.model)
     config = bundle.config

@@ -78,7 +78,7 @@ def labelled_images(spec: str, input_size: int, data_dir: str | None = None,
     network's input size."""
     import tensorflow_datasets as tfds
 
-    from loczoo.plcnn.pipeline import LabelledImages, fit_to_square
+    from loczoo.proteins.images import LabelledImages, fit_to_square
 
     builder = load_builder(spec, data_dir)
     label = builder.info.features["label"]
@@ -98,8 +98,8 @@ def labelled_images(spec: str, input_size: int, data_dir: str | None = None,
 
 def folder_images(root: str | Path, input_size: int, quiet: bool = False):
     """Class folders (``loczoo.proteins.folders.read_class_folders``) as LabelledImages."""
-    from loczoo.plcnn.pipeline import LabelledImages, fit_to_square
     from loczoo.proteins.folders import read_class_folders
+    from loczoo.proteins.images import LabelledImages, fit_to_square
 
     data = read_class_folders(root, quiet=quiet)
     images = np.stack([fit_to_square(im, input_size) for im in data.images])

@@ -9,7 +9,9 @@ TF 2.10 and TF 2.7 engines), zipped with its files at the zip root as JDLL unzip
 
 from __future__ import annotations
 
+import gc
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from loczoo.export.common import (
     sample_raw_input,
 )
 from loczoo.presets import sha256_of
+from loczoo.quiet import stderr_silenced
 
 FORMAT_VERSION = "0.5.4"
 SAVED_MODEL_ZIP = "tf_saved_model.zip"
@@ -72,8 +75,9 @@ def _keras_hdf5(source: ExportSource, path: Path, x, expected) -> bool:
     if not all(type(layer).__module__.startswith("keras.")
                for layer in model._flatten_layers(include_self=False)):
         return False
-    keras.saving.save_model(model, path)
-    reloaded = keras.saving.load_model(path, compile=False)
+    with stderr_silenced():  # Keras warns that HDF5 is a legacy format: that is the point
+        keras.saving.save_model(model, path)
+        reloaded = keras.saving.load_model(path, compile=False)
     if np.abs(np.asarray(reloaded(x, training=False)) - expected).max() \
             <= 1e-5 * max(1.0, float(np.abs(expected).max())):
         return True
@@ -263,9 +267,11 @@ def validate(package: Path) -> str:
     its first error."""
     from bioimageio.spec import ValidationContext, load_description
 
-    with ValidationContext(perform_io_checks=True):
-        description = load_description(package)
-    summary = description.validation_summary
+    # bioimageio.spec leaves the package's zip file open: a ResourceWarning when collected.
+    with ValidationContext(perform_io_checks=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        summary = load_description(package).validation_summary
+        gc.collect()
     if summary.status in ("valid-format", "passed"):
         return ""
     errors = [f"{'.'.join(map(str, e.loc))}: {e.msg}" for d in summary.details

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from loczoo.export.common import INPUT_ID, OUTPUT_ID, ExportSource, frozen_function
+from loczoo.quiet import stderr_silenced
 
 
 def write_native(source: ExportSource, folder: Path) -> None:
@@ -22,11 +23,18 @@ def write_native(source: ExportSource, folder: Path) -> None:
     signature = tf.TensorSpec(source.input_shape(), tf.float32, name=INPUT_ID)
     archive.add_endpoint("serve", tf.function(lambda x: {OUTPUT_ID: model(x, training=False)},
                                               input_signature=[signature]))
-    archive.write_out(str(folder), verbose=False)
+    with stderr_silenced():  # TensorFlow's C++ log and deprecation notices
+        archive.write_out(str(folder), verbose=False)
 
 
 def write_frozen(source: ExportSource, folder: Path) -> None:
     """A TF1-builder SavedModel of the frozen graph (tag ``serve``)."""
+    # Freezing logs from C++ (Grappler), and the TF1 builder warns that it is deprecated.
+    with stderr_silenced():
+        _write_frozen(source, folder)
+
+
+def _write_frozen(source: ExportSource, folder: Path) -> None:
     import tensorflow as tf
 
     frozen = frozen_function(source.model, source.input_shape())

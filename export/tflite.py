@@ -14,6 +14,7 @@ from loczoo.bundle import ModelBundle
 from loczoo.errors import LoczooError
 from loczoo.export.common import ExportSource, frozen_function
 from loczoo.layout import TensorLayout
+from loczoo.quiet import stderr_silenced
 
 METADATA_NAME = "loczoo"
 DEFAULT_SIZE = (64, 64)  # camera pixels; larger frames are tiled
@@ -24,14 +25,17 @@ def convert(source: ExportSource, size: tuple[int, int]) -> bytes:
     import tensorflow as tf
 
     source.check_size(size)
-    frozen = frozen_function(source.model, source.input_shape(size, batch=1))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], source.model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        data = converter.convert()
+        # Freezing and converting log from C++ to descriptor 2, and the converter warns of
+        # deprecations; what goes wrong is in the exception.
+        with stderr_silenced():
+            frozen = frozen_function(source.model, source.input_shape(size, batch=1))
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], source.model)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            data = converter.convert()
     except Exception as err:  # noqa: BLE001 - the converter raises many types
-        raise LoczooError(f"TFLite conversion of {source.name} failed: "
-                          f"{str(err).strip().splitlines()[-1]}") from None
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise LoczooError(f"TFLite conversion of {source.name} failed: {lines[-1]}") from None
     flex = [op for op in operator_names(data) if op.startswith(("CUSTOM", "Flex"))]
     if flex:
         raise LoczooError(f"the TFLite model of {source.name} needs non-built-in ops "
@@ -70,18 +74,48 @@ def with_metadata(data: bytes, metadata: dict) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+# The flatbuffer file identifier of a TFLite model, at bytes 4-8.
+TFLITE_IDENTIFIER = b"TFL3"
+NOT_EXPORTED = "was it exported by `loczoo export --format tflite`?"
+
+
 def read_metadata(path: Path) -> dict:
+    """The loczoo metadata embedded in the .tflite model ``path`` (entry, config, layout, input
+    size). A file that is not a TFLite model, a truncated one, or one without (or with
+    damaged) loczoo metadata is a LoczooError that names it."""
     from ai_edge_litert.tools import flatbuffer_utils
 
+    path = Path(path)
     try:
-        model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
-    except Exception as err:  # noqa: BLE001 - a corrupt flatbuffer raises many types
-        raise LoczooError(f"cannot read TFLite model {path}: {err}") from None
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == METADATA_NAME:
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
-    raise LoczooError(f"{path} is not a loczoo TFLite export (no '{METADATA_NAME}' metadata)")
+        data = path.read_bytes()
+    except OSError as err:
+        raise LoczooError(f"cannot read TFLite model {path}: {err.strerror or err}") from None
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+        raise LoczooError(f"{path} is not a TFLite model (no TFLite header)")
+    try:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+        entries = []
+        for entry in model.metadata or []:
+            name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+            entries.append((name, entry.buffer))
+        found = [buffer for name, buffer in entries if name == METADATA_NAME]
+        text = bytes(model.buffers[found[0]].data).decode() if found else None
+    except Exception:  # noqa: BLE001 - a cut or damaged flatbuffer raises many types
+        raise LoczooError(f"{path} is a damaged or truncated TFLite model (its flatbuffer "
+                          f"cannot be read)") from None
+    if text is None:
+        raise LoczooError(f"{path} has no loczoo metadata ({NOT_EXPORTED})")
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        raise LoczooError(f"{path} has damaged loczoo metadata (not JSON; {NOT_EXPORTED})"
+                          ) from None
+    missing = [key for key in ("entry", "config", "input_size") if not isinstance(meta, dict)
+               or key not in meta]
+    if missing:
+        raise LoczooError(f"{path} has damaged loczoo metadata (no {', '.join(missing)}; "
+                          f"{NOT_EXPORTED})")
+    return meta
 
 
 def export_tflite(source: ExportSource, out: Path, size: tuple[int, int]) -> dict:
@@ -126,10 +160,21 @@ class TiledInterpreter:
     def __post_init__(self):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(self.path))
-        self.interpreter.allocate_tensors()
-        self._in = self.interpreter.get_input_details()[0]["index"]
-        self._out = self.interpreter.get_output_details()[0]["index"]
+        try:
+            # LiteRT prints "Created TensorFlow Lite XNNPACK delegate for CPU." from C++.
+            with stderr_silenced():
+                self.interpreter = Interpreter(model_path=str(self.path))
+                self.interpreter.allocate_tensors()
+            inputs = self.interpreter.get_input_details()
+            outputs = self.interpreter.get_output_details()
+        except (ValueError, RuntimeError) as err:
+            lines = str(err).strip().splitlines() or [type(err).__name__]
+            raise LoczooError(f"the TFLite interpreter cannot run {self.path}: {lines[0]}"
+                              ) from None
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise LoczooError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} "
+                              f"outputs; a loczoo export has one of each")
+        self._in, self._out = inputs[0]["index"], outputs[0]["index"]
 
     def _run(self, x):
         self.interpreter.set_tensor(self._in, np.ascontiguousarray(x[None], np.float32))
@@ -183,10 +228,23 @@ def load_tflite_bundle(path: str | Path) -> TFLiteBundle:
     if not path.is_file():
         raise LoczooError(f"TFLite model {path} does not exist")
     meta = read_metadata(path)
-    entry = get_entry(meta["entry"])
-    config = from_dict(entry.config_cls, meta["config"])
+    try:
+        if not isinstance(meta["entry"], str):
+            raise LoczooError(f"entry must be a name, got {meta['entry']!r}")
+        entry = get_entry(meta["entry"])
+        config = from_dict(entry.config_cls, meta["config"])
+        size = meta["input_size"]
+        if not (isinstance(size, list) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                        for v in size)):
+            raise LoczooError(f"input_size must be two positive integers, got {size!r}")
+        training = meta.get("training") or {}
+        if not isinstance(training, dict):
+            raise LoczooError(f"training must be an object, got {training!r}")
+    except LoczooError as err:
+        raise LoczooError(f"{path} has damaged loczoo metadata: {err}") from None
     layout = entry.tensor_layout(config)
-    runner = TiledInterpreter(path, layout, tuple(meta["input_size"]))
+    runner = TiledInterpreter(path, layout, tuple(size))
     return TFLiteBundle(entry=entry, config=config, model=runner,
-                        metadata={"tflite": str(path), **meta.get("training", {})},
-                        source=f"TFLite model {path} (from {meta['source']})")
+                        metadata={"tflite": str(path), **training},
+                        source=f"TFLite model {path} (from {meta.get('source', 'unknown')})")

@@ -185,3 +185,43 @@ def test_overwrite_replaces_what_loczoo_wrote(template, tmp_path, monkeypatch, r
     code, _, err = run_cli("localize", "stack.tif", "--out", "locs.csv", "--model", "run",
                            "--overwrite", "--quiet")
     assert code == 0, err
+
+
+def test_a_full_disk_is_one_error_line_and_leaves_nothing(template, tmp_path, monkeypatch,
+                                                          run_cli):
+    import errno
+
+    import loczoo.smlm.io as io_module
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            self.file = open(*args, **kwargs)  # noqa: SIM115 - closed in __exit__
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(template, workspace, symlinks=True)
+    before = snapshot(workspace)
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(io_module, "open", FullDisk, raising=False)
+    code, _, err = run_cli("localize", "stack.tif", "--out", "l.csv", "--model", "run",
+                           "--quiet")
+    assert code == 2 and err.strip() == "error: cannot write l.csv: No space left on device", err
+    assert snapshot(workspace) == before
+
+
+def test_training_creates_the_parent_folders_of_its_run_folder(template, tmp_path,
+                                                               monkeypatch, run_cli):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("train", "deep_storm", "--config", "tiny", "--out", "runs/new/mine",
+                           "--steps-per-epoch", "1", "--epochs", "1", "--validation-steps", "1",
+                           "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "runs/new/mine/model.weights.h5").is_file()

@@ -1,5 +1,6 @@
-"""loczoo classify end to end with a tiny PLCNN run: probabilities CSV, Grad-CAM PNGs beside the
-images, and bad input (unreadable image, wrong channels, a localization model) refused with one
+"""Classification through the bundle (``ModelBundle.classify`` and ``explain``) and loczoo
+classify end to end with a tiny PLCNN run: probabilities CSV, Grad-CAM PNGs in a folder of their
+own, and bad input (unreadable image, wrong channels, a localization model) refused with one
 error line and nothing written."""
 
 from __future__ import annotations
@@ -33,6 +34,65 @@ def images(tmp_path):
     return folder
 
 
+def _tiny_bundle(name, entry=None):
+    """An untrained bundle of an entry's tiny config (no weights needed)."""
+    from loczoo.bundle import ModelBundle
+    from loczoo.registry import get_entry
+
+    entry = entry or get_entry(name)
+    config = entry.config_cls.tiny()
+    return ModelBundle(entry=entry, config=config, model=entry.build_model(config), metadata={},
+                       source=f"tiny {name}")
+
+
+def _cells(rng, *shapes):
+    return [rng.gamma(2.0, 50.0, shape).astype(np.float32) for shape in shapes]
+
+
+def test_bundle_classify_is_the_model_on_preprocessed_images():
+    bundle = _tiny_bundle("plcnn")
+    images = _cells(np.random.default_rng(2), (50, 70), (32, 32, 1), (20, 90))
+    calls = []
+    p = bundle.classify(images, batch_size=2, progress=lambda *a: calls.append(a))
+    inputs = bundle.entry.preprocess(images, bundle.config)
+    assert p.shape == (3, bundle.config.n_classes)
+    np.testing.assert_allclose(p, bundle.model(inputs, training=False), atol=1e-5)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert calls == [(2, 3), (3, 3)]
+    stack = np.stack(_cells(np.random.default_rng(3), (40, 40), (40, 40)))
+    np.testing.assert_allclose(
+        bundle.classify(stack),
+        bundle.model(bundle.entry.preprocess(stack, bundle.config), training=False), atol=1e-5)
+    assert bundle.classify([]).shape == (0, bundle.config.n_classes)
+
+
+def test_bundle_explain_gives_a_map_per_image_at_its_own_size():
+    from dataclasses import replace
+
+    from loczoo.errors import LoczooError
+    from loczoo.proteins.images import square_to_image
+
+    bundle = _tiny_bundle("plcnn")
+    images = _cells(np.random.default_rng(4), (50, 70), (40, 40, 1), (20, 90))
+    maps = bundle.explain(images, batch_size=2)
+    assert [m.shape for m in maps] == [(50, 70), (40, 40), (20, 90)]
+    assert all(m.min() >= 0.0 and m.max() <= 1.0 for m in maps)
+    # The entry's maps on the network's input squares, brought back onto each image.
+    squares = bundle.entry.explain(bundle.model, bundle.entry.preprocess(images, bundle.config),
+                                   bundle.config)
+    assert squares.shape == (3, bundle.config.input_size, bundle.config.input_size)
+    for m, square, image in zip(maps, squares, images):
+        np.testing.assert_allclose(m, np.clip(square_to_image(square, *image.shape[:2]), 0, 1),
+                                   atol=1e-5)
+    # An entry without explanations, and a localization model, are refused.
+    plain = _tiny_bundle("plcnn", replace(bundle.entry, explain=None))
+    with pytest.raises(LoczooError, match="gives no explanation maps"):
+        plain.explain(images)
+    deep_storm = _tiny_bundle("deep_storm")
+    for method in (deep_storm.explain, deep_storm.classify):
+        with pytest.raises(LoczooError, match="not a classifier"):
+            method(images)
+
 
 def test_classify_writes_probabilities_and_grad_cam(plcnn_run, images, tmp_path, run_cli):
     out = tmp_path / "probs.csv"
@@ -48,13 +108,21 @@ def test_classify_writes_probabilities_and_grad_cam(plcnn_run, images, tmp_path,
         p = np.array([float(r[f"p_{c}"]) for c in classes])
         assert abs(p.sum() - 1) < 1e-4 and r["predicted"] == classes[p.argmax()]
         assert float(r["probability"]) == pytest.approx(p.max(), abs=1e-6)
-    cam = np.asarray(Image.open(images / "a.gradcam.png"))
+    # The maps go into a folder of their own beside the CSV, never into the image folders;
+    # a.tif and b.png keep their suffixes, so images that differ only in it get their own maps.
+    maps = tmp_path / "probs_gradcam"
+    cam = np.asarray(Image.open(maps / "cells" / "a.tif.png"))
     assert cam.shape == (50, 70, 3)  # the image's own size
-    assert "2 images classified" in stdout
+    assert np.asarray(Image.open(maps / "cells" / "b.png.png")).shape == (40, 40, 3)
+    assert sorted(p.name for p in images.iterdir()) == ["a.tif", "b.png"]
+    assert "2 images classified" in stdout and f"{maps}/" in stdout
     # Existing maps are not overwritten without --overwrite.
+    code, _, err = run_cli("classify", images, "--out", tmp_path / "probs.csv", "--model",
+                           plcnn_run, "--explain", "--overwrite")
+    assert code == 0, err
     code, _, err = run_cli("classify", images, "--out", tmp_path / "p2.csv", "--model",
-                           plcnn_run, "--explain")
-    assert code == 2 and "a.gradcam.png exists" in err and not (tmp_path / "p2.csv").exists()
+                           plcnn_run, "--explain", maps)
+    assert code == 2 and "probs_gradcam exists" in err and not (tmp_path / "p2.csv").exists()
 
 
 def test_classify_refuses_bad_input(plcnn_run, images, tmp_path, run_cli):
@@ -98,8 +166,8 @@ def test_train_cross_validation_on_class_folders(tmp_path, run_cli):
                                 "--out", out, "--quiet")
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "confusion.csv", "confusion.png", "fold_01", "fold_02", "predictions.csv",
-        "summary.json"]
+        ".loczoo-output", "confusion.csv", "confusion.png", "fold_01", "fold_02",
+        "predictions.csv", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     confusion = np.array(summary["confusion"])
     assert confusion.sum() == 8 and confusion.sum(axis=1).tolist() == [4, 4]
@@ -120,7 +188,7 @@ def test_train_cross_validation_on_class_folders(tmp_path, run_cli):
     code, _, err = run_cli("train", "plcnn", "--config", "tiny", "--data", data,
                            "--folds", "5", "--out", tmp_path / "cv3")
     assert code == 2 and "5 folds need at least 5 images per class" in err
-    assert not (tmp_path / "cv3").exists() and not (tmp_path / "cv3.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells", "cv"]  # nothing left over
 
 
 def test_train_from_tensorflow_datasets(tmp_path, run_cli):
@@ -146,7 +214,8 @@ def test_simulate_cells_writes_class_folders_that_classify_scores(plcnn_run, tmp
             "er", "--seed", "3", "--quiet"]
     code, stdout, err = run_cli(*argv)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["er", "nucleus"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["er",
+                                                                                  "nucleus"]
     first = tifffile.imread(out / "er" / "cell_000.tif")
     assert first.shape == (40, 40) and first.dtype == np.uint16 and first.max() > first.min()
     # An existing folder is kept without --overwrite; with it, the same seed gives the same cells.

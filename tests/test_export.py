@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +130,110 @@ def test_localize_runs_a_tflite_export(tmp_path, run_cli):
     np.testing.assert_allclose(results["tflite"], results["keras"], atol=0.01)
 
 
+@pytest.fixture(scope="module")
+def tflite_export(tmp_path_factory):
+    """A 32 x 32 Deep-STORM TFLite export and a small stack to localize."""
+    folder = tmp_path_factory.mktemp("tflite")
+    model = export_model("deep_storm", "tflite", folder / "m.tflite", size=(32, 32))
+    stack = folder / "s.tif"
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(stack, rng.poisson(120, (2, 40, 40)).astype(np.uint16),
+                     photometric="minisblack")
+    return model, stack
+
+
+def _replace_metadata(data: bytes, payload: bytes | None) -> bytes:
+    """``data`` with the loczoo metadata replaced by ``payload`` (None: removed)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    kept = []
+    for entry in model.metadata:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name != "loczoo":
+            kept.append(entry)
+        elif payload is not None:
+            model.buffers[entry.buffer].data = np.frombuffer(payload, np.uint8)
+            kept.append(entry)
+    model.metadata = kept
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _metadata(data: bytes, **changes) -> bytes:
+    from loczoo.export.tflite import read_metadata
+
+    path = Path(tempfile.mkdtemp()) / "x.tflite"
+    path.write_bytes(data)
+    meta = {**read_metadata(path), **changes}
+    return _replace_metadata(data, json.dumps({k: v for k, v in meta.items()
+                                               if v is not None}).encode())
+
+
+# (case, bytes of the bad .tflite from those of a good one, what the error says)
+BAD_TFLITE = [
+    ("text", lambda data: b"this is not a model\n", "is not a TFLite model"),
+    ("empty", lambda data: b"", "is not a TFLite model"),
+    ("tiff", lambda data: b"II*\x00\x08\x00\x00\x00" + data[8:100], "is not a TFLite model"),
+    ("truncated-header", lambda data: data[:8], "damaged or truncated"),
+    ("truncated-half", lambda data: data[:len(data) // 2], "damaged or truncated"),
+    ("truncated-end", lambda data: data[:-50], "damaged or truncated"),
+    ("no-metadata", lambda data: _replace_metadata(data, None), "has no loczoo metadata "
+     "(was it exported by `loczoo export"),
+    ("metadata-not-json", lambda data: _replace_metadata(data, b"{not json"),
+     "has damaged loczoo metadata (not JSON"),
+    ("metadata-list", lambda data: _replace_metadata(data, b"[1, 2]"),
+     "has damaged loczoo metadata (no entry, config, input_size"),
+    ("metadata-no-config", lambda data: _metadata(data, config=None),
+     "has damaged loczoo metadata (no config"),
+    ("unknown-entry", lambda data: _metadata(data, entry="nope"),
+     "has damaged loczoo metadata: unknown zoo entry 'nope'"),
+    ("bad-config", lambda data: _metadata(data, config={"threshold": "high"}),
+     "has damaged loczoo metadata: threshold must be a finite number"),
+    ("bad-size", lambda data: _metadata(data, input_size=[32]),
+     "has damaged loczoo metadata: input_size must be two positive integers"),
+]
+
+
+@pytest.mark.parametrize("make, message", [pytest.param(*case[1:], id=case[0])
+                                           for case in BAD_TFLITE])
+def test_a_bad_tflite_model_is_one_error_line(make, message, tflite_export, tmp_path,
+                                              run_cli):
+    from loczoo.errors import LoczooError
+    from loczoo.export.tflite import load_tflite_bundle
+
+    good, stack = tflite_export
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(make(good.read_bytes()))
+    with pytest.raises(LoczooError, match=re.escape(message)):
+        load_tflite_bundle(bad)
+    code, out, err = run_cli("localize", stack, "--model", bad, "--out", tmp_path / "l.csv",
+                             "--quiet")
+    assert code == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad} "), err
+    assert message in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tflite"]
+
+
+def test_tflite_export_and_run_print_nothing_from_cpp(tmp_path):
+    """The converter's log and warnings, and LiteRT's XNNPACK line, stay off descriptor 2
+    (also in the Python API, without TF_CPP_MIN_LOG_LEVEL)."""
+    code = ("import numpy as np\n"
+            "from loczoo.export import export_model\n"
+            "from loczoo.export.tflite import load_tflite_bundle\n"
+            f"path = export_model('deep_storm', 'tflite', {str(tmp_path / 'm.tflite')!r}, "
+            "size=(32, 32))\n"
+            "bundle = load_tflite_bundle(path)\n"
+            "bundle.localize(np.full((1, 32, 32), 100.0), pixel_size_nm=100)\n"
+            "print('done')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr == ""
+
+
 @pytest.mark.parametrize("name", ["deep_storm", "subpixel_dt", "decode", "plcnn"])
 def test_bioimageio_package_validates_and_passes_test_model(name, tmp_path, monkeypatch):
     # bioimageio.core unzips SavedModel weights into the working folder.
@@ -171,6 +280,8 @@ def test_bioimageio_package_validates_and_passes_test_model(name, tmp_path, monk
 
 def test_bad_input_gets_one_error_line_and_nothing_written(tmp_path, run_cli):
     out = tmp_path / "m.tflite"
+    blocker = tmp_path / "file"  # a file where the output's folder should be
+    blocker.write_text("not a folder")
     cases = [
         (["export", "nope", "--format", "tflite", "--out", out],
          "neither a run folder nor a preset"),
@@ -183,13 +294,14 @@ def test_bad_input_gets_one_error_line_and_nothing_written(tmp_path, run_cli):
          "too small"),
         (["export", "deep_storm", "--format", "savedmodel", "--out", tmp_path / "sm",
           "--size", "64", "64"], "--size is for --format tflite"),
-        (["export", "deep_storm", "--format", "tflite", "--out", tmp_path / "no" / "m.tflite"],
-         "does not exist"),
+        (["export", "deep_storm", "--format", "tflite", "--out", blocker / "m.tflite"],
+         "is a file, not a folder"),
     ]
     for argv, message in cases:
         code, _, err = run_cli(*argv)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    blocker.unlink()
     out.write_bytes(b"keep me")
     code, _, err = run_cli("export", "deep_storm", "--format", "tflite", "--out", out)
     assert code == 2 and "exists" in err and out.read_bytes() == b"keep me"

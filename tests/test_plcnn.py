@@ -10,13 +10,8 @@ import pytest
 from loczoo.errors import LoczooError
 from loczoo.plcnn.config import PLCNNConfig
 from loczoo.plcnn.model import build_model
-from loczoo.plcnn.pipeline import (
-    LabelledImages,
-    augment,
-    fit_to_square,
-    make_dataset,
-    stratified_folds,
-)
+from loczoo.plcnn.pipeline import augment, make_dataset
+from loczoo.proteins.images import LabelledImages, fit_to_square, stratified_folds
 
 
 def expected_parameters(f: int, k: int, channels: int, classes: int, thumbnail: bool) -> int:
@@ -207,8 +202,8 @@ def test_grad_cam_by_hand_on_a_linear_model():
 
 
 def test_grad_cam_on_plcnn_and_back_to_the_image():
-    from loczoo.plcnn.gradcam import grad_cam, overlay
-    from loczoo.plcnn.pipeline import square_to_image
+    from loczoo.plcnn.gradcam import grad_cam
+    from loczoo.proteins.images import overlay, square_to_image
 
     config = PLCNNConfig.tiny()
     model = build_model(config)
@@ -222,7 +217,7 @@ def test_grad_cam_on_plcnn_and_back_to_the_image():
 
 
 def test_square_to_image_inverts_fit_to_square():
-    from loczoo.plcnn.pipeline import square_to_image
+    from loczoo.proteins.images import square_to_image
 
     image = np.linspace(0, 1, 30 * 60, dtype=np.float32).reshape(30, 60, 1)
     square = fit_to_square(image, 64)[..., 0]
@@ -230,7 +225,7 @@ def test_square_to_image_inverts_fit_to_square():
 
 
 def test_cross_validation_summary_by_hand():
-    from loczoo.plcnn.crossval import confusion_image, summarize
+    from loczoo.crossval import confusion_image, summarize
 
     truth = [0, 0, 0, 1, 1, 2]
     predicted = [0, 1, 0, 1, 1, 0]

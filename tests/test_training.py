@@ -5,6 +5,7 @@ multi-worker training equal to one process with the same global batch."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ from PIL import Image
 from loczoo import curves, distribute, training
 from loczoo.bundle import load_bundle
 from loczoo.errors import LoczooError
+from loczoo.progress import StatusLine
 from loczoo.registry import get_entry
 
 TINY = ["deep_storm", "--config", "tiny", "--validation-steps", "1", "--seed", "0"]
@@ -57,13 +59,21 @@ def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
-def test_run_folder_progress_curves_and_logs(tmp_path, run_cli):
+def test_run_folder_progress_curves_and_logs(tmp_path, run_cli, monkeypatch):
+    # The duration estimate as soon as one step is timed (real runs wait for a few seconds).
+    monkeypatch.setattr(training._StepProgress, "ESTIMATE_STEPS", 1)
+    monkeypatch.setattr(training._StepProgress, "ESTIMATE_SECONDS", 0.0)
     out = tmp_path / "run"
     code, stdout, err = run_cli("train", *TINY, "--steps-per-epoch", "2", "--epochs", "3",
                                 "--out", out)
     assert code == 0, err
     assert f"run folder: {out}" in stdout
-    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    estimates = [line for line in err.splitlines() if line.startswith("about ")]
+    assert len(estimates) == 1 and estimates[0].endswith(
+        "s per step: the 3 epochs of 2 steps take about 0 s (plus validation)"), err
+    assert "\r" not in err  # not a terminal: no in-place status line
+    lines = [line for line in err.splitlines()
+             if line.startswith("epoch ") and " step " not in line]
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
     assert all("val_loss" in line and "lr 0.001" in line and "ETA" in line for line in lines)
     assert len(lines[-1].split()[-1]) == 3 and set(lines[-1].split()[-1]) <= set(curves.SPARK)
@@ -243,6 +253,79 @@ def test_stream_from_skips_without_computing_or_element_by_element():
         expected = [x.numpy() for x in make().take(8)][5:]
         got = [x.numpy() for x in training.stream_from(make(), 5).take(3)]
         np.testing.assert_array_equal(got, expected)
+
+
+class FakeStream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def step_progress(tty: bool, quiet: bool = False, epochs: int = 100, steps: int = 400):
+    clock, stream = FakeClock(), FakeStream(tty)
+    status = StatusLine(quiet=quiet, stream=stream, clock=clock)
+    return training._StepProgress(status, epochs, steps, clock=clock), clock, stream
+
+
+def run_steps(progress, clock, epoch: int, steps: range, first: float, each: float):
+    progress.on_epoch_begin(epoch)
+    for step in steps:
+        clock.now += first if step == 0 and progress.session_steps == 0 else each
+        progress.on_train_batch_end(step, {"loss": 0.5 / (step + 1)})
+
+
+def test_progress_within_an_epoch_in_a_log():
+    """Not a terminal: plain lines at most every 30 s, and the duration estimate once, after
+    three timed steps (the first step, which traces the graph, is not timed)."""
+    progress, clock, stream = step_progress(tty=False)
+    run_steps(progress, clock, 0, range(20), first=40.0, each=5.0)
+    lines = stream.getvalue().splitlines()
+    # Step 1 (40 s after the start, not timed), the estimate after step 4, then every 30 s.
+    assert lines == [
+        "epoch 1/100 step 1/400 loss 0.5",
+        "about 5 s per step: the 100 epochs of 400 steps take about 55 h 33 min (plus "
+        "validation); lower --epochs or --steps-per-epoch for a shorter run",
+        "epoch 1/100 step 10/400 loss 0.05, 5 s/step",
+        "epoch 1/100 step 16/400 loss 0.03125, 5 s/step"]
+    assert "\r" not in stream.getvalue()
+    progress.close()
+    progress.on_train_batch_end(20, {"loss": 0.1})  # a late call from Keras's thread
+    assert stream.getvalue().splitlines() == lines
+
+
+def test_progress_within_an_epoch_on_a_terminal():
+    """A terminal: the status line is rewritten in place; the epoch line replaces it."""
+    progress, clock, stream = step_progress(tty=True, epochs=3, steps=4)
+    run_steps(progress, clock, 1, range(4), first=3.0, each=0.8)
+    text = stream.getvalue()
+    assert text.startswith("\repoch 2/3 step 1/4 loss 0.5")
+    assert "\repoch 2/3 step 2/4 loss 0.25, 0.8 s/step" in text
+    assert text.endswith("\repoch 2/3 step 4/4 loss 0.125, 0.8 s/step, validating")
+    assert "about" not in text  # short runs: no estimate before the first epoch line
+    progress.status.print("epoch 2/3  loss 0.125  ...")
+    assert stream.getvalue().endswith(" " * len("epoch 2/3 step 4/4 loss 0.125, 0.8 s/step, "
+                                                "validating") + "\repoch 2/3  loss 0.125  ...\n")
+    # The next epoch is timed from its start; a resumed run counts the remaining epochs.
+    assert progress.estimate(2.0) == ("about 2 s per step: the 2 remaining epochs of 4 steps "
+                                      "take about 16 s (plus validation)")
+
+
+def test_quiet_progress_prints_nothing():
+    progress, clock, stream = step_progress(tty=True, quiet=True)
+    run_steps(progress, clock, 0, range(50), first=40.0, each=5.0)
+    progress.close()
+    assert stream.getvalue() == ""
 
 
 def test_sparkline_and_curves():

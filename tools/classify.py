@@ -82,10 +82,9 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.bundle import load_bundle
     from loczoo.errors import LoczooError
     from loczoo.outputs import atomic_folder, atomic_path, prepare_folder_output, prepare_output
-    from loczoo.plcnn.gradcam import grad_cam, overlay
-    from loczoo.plcnn.pipeline import predict_probabilities, square_to_image
     from loczoo.progress import ProgressPrinter
     from loczoo.proteins.folders import read_image
+    from loczoo.proteins.images import overlay
 
     inputs = [*args.images, args.model]
     prepare_output(args.out, args.overwrite, inputs=inputs, suffixes=(".csv",))
@@ -106,12 +105,12 @@ def run(args: argparse.Namespace) -> int:
         if image.shape[-1] != config.channels:
             raise LoczooError(f"image {path} has {image.shape[-1]} channels; the model takes "
                               f"{config.channels}")
-    inputs = bundle.entry.preprocess(images, config)
-    probabilities = predict_probabilities(
-        bundle.model, inputs, args.batch_size,
-        ProgressPrinter("classify", unit="images", quiet=args.quiet))
-    cams = [grad_cam(bundle.model, inputs[start:start + args.batch_size])
-            for start in range(0, len(inputs), args.batch_size)] if args.explain else []
+    if maps and bundle.entry.explain is None:
+        raise LoczooError(f"--explain: {args.model} ({bundle.entry.name}) gives no "
+                          f"explanation maps")
+    probabilities = bundle.classify(images, args.batch_size,
+                                    ProgressPrinter("classify", unit="images", quiet=args.quiet))
+    heat = bundle.explain(images, args.batch_size) if maps else []
 
     names = config.class_names
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as fh:
@@ -123,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
                              *(f"{v:.6f}" for v in p)])
     if explain_folder is not None:
         with atomic_folder(explain_folder, kind="Grad-CAM maps") as folder:
-            for image, cam, name in zip(images, np.concatenate(cams), maps):
-                rgb = overlay(image, square_to_image(cam, *image.shape[:2]))
+            for image, explanation, name in zip(images, heat, maps):
+                rgb = overlay(image, explanation)
                 (folder / name).parent.mkdir(exist_ok=True)
                 Image.fromarray(rgb).save(folder / name, format="PNG")
     counts = np.bincount(probabilities.argmax(axis=1), minlength=len(names))

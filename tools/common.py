@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from loczoo.errors import LoczooError
+from loczoo.quiet import import_tensorflow_quietly  # noqa: F401 - the tools import it from here
 
 EXIT_USAGE = 2
 
@@ -83,24 +84,6 @@ def check_pair(flag: str, pair) -> None:
     """A (LOW, HIGH) flag: LOW <= HIGH (each number is range-checked by its ``number`` type)."""
     if pair is not None and pair[0] > pair[1]:
         raise LoczooError(f"{flag} takes LOW HIGH with LOW <= HIGH, got {pair[0]:g} {pair[1]:g}")
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up chatter (absl and oneDNN notices, which ignore
-    TF_CPP_MIN_LOG_LEVEL in TF 2.21) kept off the terminal. Tools that need TensorFlow call
-    this first; a failing import still raises normally."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _sigterm_as_keyboard_interrupt(signum, frame):

@@ -126,10 +126,10 @@ def finetuning_config(args):
     conditions of ``--data`` (simulator mode), a lower learning rate and ``--set``. A resumed
     run keeps the configuration it started with."""
     from loczoo.bundle import load_bundle
-    from loczoo.config import load_json, with_overrides
+    from loczoo.config import with_overrides
     from loczoo.errors import LoczooError
     from loczoo.registry import get_entry
-    from loczoo.runfolder import CONFIG, read_metadata
+    from loczoo.runfolder import CONFIG, read_config, read_metadata
     from loczoo.tools.train import read_stack_with_pixel_size
 
     if args.resume:
@@ -137,7 +137,7 @@ def finetuning_config(args):
             raise LoczooError(f"{args.out} holds no run to resume")
         entry = get_entry(read_metadata(args.out).get("entry"))
         print(f"resuming {args.out} with the settings it started with")
-        return entry, load_json(entry.config_cls, Path(args.out) / CONFIG)
+        return entry, read_config(args.out, entry.config_cls)
     parent = load_bundle(args.model)
     entry, config = parent.entry, parent.config
     if entry.task != "localization":
@@ -164,11 +164,15 @@ def finetuning_config(args):
 def recalibrate(folder, source, seed: int) -> None:
     """Re-choose the detection threshold for the fine-tuned weights: on the validation frames
     of the user's data, or on frames simulated with the fine-tuned conditions."""
-    from loczoo.calibration import calibrate_run_folder
+    from loczoo.calibration import NothingDetectedError, calibrate_run_folder
 
     data = None if source is None else source.subset(source.split_frames("validation"))
-    best, _ = calibrate_run_folder(folder, frames=64, size=64, seed=seed + 12345, data=data,
-                                   command="loczoo finetune (calibration)")
+    try:
+        best, _ = calibrate_run_folder(folder, frames=64, size=64, seed=seed + 12345, data=data,
+                                       command="loczoo finetune (calibration)")
+    except NothingDetectedError as err:  # the fine-tuned weights are kept; so is the threshold
+        print(f"warning: {err}", file=sys.stderr)
+        return
     where = ("64 simulated frames" if data is None else
              f"{data.frames.shape[0]} validation frames of the data")
     print(f"detection threshold {best['threshold']:.2f} chosen on {where}: "

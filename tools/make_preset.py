@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from loczoo.tools.common import import_tensorflow_quietly, standalone
 
@@ -70,14 +69,13 @@ def float16_change(entry, config, full, half) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
-    import json
     import shutil
 
     from loczoo import runfolder
     from loczoo.bundle import load_bundle
     from loczoo.config import named_config
     from loczoo.outputs import atomic_folder, prepare_folder_output
-    from loczoo.presets import MODEL_CARD, sha256_of, write_float16_weights
+    from loczoo.presets import sha256_of, write_float16_weights
 
     prepare_folder_output(args.out, args.overwrite, inputs=[args.run])
     bundle = load_bundle(args.run)
@@ -85,16 +83,16 @@ def run(args: argparse.Namespace) -> int:
     overrides, post = config_differences(named_config(entry.config_cls, args.config),
                                          bundle.config)
     with atomic_folder(args.out, kind="preset") as tmp:
-        weights = tmp / runfolder.WEIGHTS
+        weights = runfolder.weights_path(tmp)
         write_float16_weights(bundle.weights_file, weights)
         half = entry.build_model(bundle.config)
         half.load_weights(weights)
         check = float16_change(entry, bundle.config, bundle.model, half)
-        meta = {**bundle.metadata, "weights_storage": {"dtype": "float16", **check}}
-        (tmp / runfolder.METADATA).write_text(json.dumps(meta, indent=2) + "\n")
-        card = Path(args.run) / MODEL_CARD
+        runfolder.write_metadata(tmp, {**bundle.metadata,
+                                       "weights_storage": {"dtype": "float16", **check}})
+        card = runfolder.model_card_path(args.run)
         if card.is_file():
-            shutil.copy(card, tmp / card.name)
+            shutil.copy(card, runfolder.model_card_path(tmp))
         digest, size = sha256_of(weights), weights.stat().st_size
     print(f"float16 storage changes the outputs by at most {check['max_abs_output_change']:.3g} "
           f"({100 * check['relative_change']:.3f} % of the largest output)")

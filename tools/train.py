@@ -142,8 +142,8 @@ def training_source(args, entry, config):
 
 
 def cross_validate_run(args, entry, config, source, description) -> int:
+    from loczoo.crossval import cross_validate
     from loczoo.errors import LoczooError
-    from loczoo.plcnn.crossval import cross_validate
 
     if entry.task != "classification":
         raise LoczooError("--folds is for classification entries")

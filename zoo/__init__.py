@@ -6,11 +6,15 @@ microscopy.
     bundle = loczoo.load_pretrained("deep_storm")
     locs = bundle.localize(frames, pixel_size_nm=100)
 
-Importing ``loczoo`` does not import TensorFlow; entries are loaded on first use.
+Importing ``loczoo`` does not import TensorFlow; entries are loaded on first use. When loczoo
+imports TensorFlow, its C++ start-up notices are kept off the terminal (``loczoo.quiet``).
 """
 
 from loczoo.errors import LoczooError
+from loczoo.quiet import QuietTensorFlowImport
 from loczoo.registry import get_entry, list_entries
+
+QuietTensorFlowImport.install()
 
 __version__ = "0.1.0"
 

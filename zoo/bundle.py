@@ -12,7 +12,7 @@ import numpy as np
 from loczoo import runfolder
 from loczoo.config import load_json, with_overrides
 from loczoo.errors import LoczooError
-from loczoo.presets import MODEL_CARD, download_progress
+from loczoo.presets import download_progress
 from loczoo.registry import KNOWN_ENTRIES, ZooEntry, get_entry
 from loczoo.smlm.localizations import Localizations
 
@@ -55,19 +55,75 @@ class ModelBundle:
             inputs = self.entry.preprocess(chunk, self.config)[start - lo:stop - lo]
             yield start, np.asarray(self._forward(inputs))
 
-    def localize(self, frames, *, pixel_size_nm: float, batch_size: int = 4,
-                 progress: Callable[[int, int], None] | None = None) -> Localizations:
-        """Localizations (frames numbered from 1) for a stack [N, H, W] in ADU."""
-        n, height, width = frames.shape
+    def network_outputs(self, frames, batch_size: int = 4) -> list[tuple[int, np.ndarray]]:
+        """``predict_batches`` kept in memory: (first frame index, raw outputs) per batch, to
+        post-process several times (``postprocess_outputs``) after one forward pass."""
+        return list(self.predict_batches(frames, batch_size))
+
+    def postprocess_outputs(self, batches, *, pixel_size_nm: float, height: int, width: int,
+                            threshold: float | None = None) -> Localizations:
+        """Localizations (frames numbered from 1) from (first frame index, raw outputs) batches
+        of frames of ``height`` x ``width`` px: ``network_outputs``, or ``predict_batches`` as
+        it runs. ``threshold`` replaces the config's detection threshold."""
+        config = (self.config if threshold is None else
+                  replace(self.config, threshold=float(threshold)))
         tables = []
-        for start, outputs in self.predict_batches(frames, batch_size):
-            locs = self.entry.postprocess(outputs, self.config, pixel_size_nm=pixel_size_nm,
+        for start, outputs in batches:
+            locs = self.entry.postprocess(outputs, config, pixel_size_nm=pixel_size_nm,
                                           height=height, width=width)
             locs.frame += start
             tables.append(locs)
-            if progress is not None:
-                progress(min(start + batch_size, n), n)
         return Localizations.concatenate(tables)
+
+    def localize(self, frames, *, pixel_size_nm: float, batch_size: int = 4,
+                 progress: Callable[[int, int], None] | None = None) -> Localizations:
+        """Localizations (frames numbered from 1) for a stack [N, H, W] in ADU: the network
+        outputs, post-processed batch by batch as they come (never all held at once)."""
+        n, height, width = frames.shape
+
+        def batches():
+            for start, outputs in self.predict_batches(frames, batch_size):
+                yield start, outputs
+                if progress is not None:  # once the batch is post-processed
+                    progress(min(start + batch_size, n), n)
+
+        return self.postprocess_outputs(batches(), pixel_size_nm=pixel_size_nm, height=height,
+                                        width=width)
+
+    def classify(self, images, batch_size: int = 8,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Class probabilities [N, classes] (in the order of ``config.class_names``) for images
+        of any size: a stack [N, H, W(, C)] or a list of [H, W(, C)] arrays, brought to the
+        network's input by ``entry.preprocess``; ``progress(done, total)`` after each batch."""
+        from loczoo.proteins.images import predict_probabilities
+
+        self._require_classifier()
+        inputs = self.entry.preprocess(images, self.config)
+        return predict_probabilities(self.model, inputs, batch_size, progress)
+
+    def explain(self, images, batch_size: int = 8) -> list[np.ndarray]:
+        """One map per image (a stack [N, H, W(, C)] or a list of [H, W(, C)] arrays), at the
+        image's own size [H, W] with values in 0..1: where the image drove its predicted class,
+        by the entry's ``explain`` (PLCNN: Grad-CAM) on the network's input, mapped back onto
+        the image (``loczoo.proteins.images.square_to_image``)."""
+        from loczoo.proteins.images import square_to_image
+
+        self._require_classifier()
+        if self.entry.explain is None:
+            raise LoczooError(f"the {self.entry.name} entry gives no explanation maps")
+        maps = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            inputs = self.entry.preprocess(batch, self.config)
+            squares = np.asarray(self.entry.explain(self.model, inputs, self.config))
+            for image, square in zip(batch, squares):
+                height, width = np.shape(image)[:2]
+                maps.append(np.clip(square_to_image(square, height, width), 0.0, 1.0))
+        return maps
+
+    def _require_classifier(self) -> None:
+        if self.entry.task != "classification":
+            raise LoczooError(f"{self.source} is a {self.entry.task} model, not a classifier")
 
     def domain_notes(self, frames) -> list[str]:
         """Warnings when a stack lies outside what a camera-reading model was trained on: its
@@ -191,7 +247,7 @@ def resolve(name_or_path: str) -> ResolvedModel:
         config = load_json(entry.config_cls, path / runfolder.CONFIG)
         check_weights_file(path / runfolder.WEIGHTS)
         return ResolvedModel(entry, config, path / runfolder.WEIGHTS, metadata,
-                             f"run folder {path}", _read_card(path / MODEL_CARD))
+                             f"run folder {path}", _read_card(runfolder.model_card_path(path)))
     entry_name, _, preset_name = name_or_path.partition("/")
     if entry_name not in KNOWN_ENTRIES:
         raise LoczooError(f"--model {name_or_path!r} is neither a run folder nor a preset; "
@@ -204,7 +260,8 @@ def resolve(name_or_path: str) -> ResolvedModel:
     preset = entry.presets[preset_name]
     weights = preset.weights_path(download_progress(f"downloading {preset.id}"))
     return ResolvedModel(entry, preset.build_config(), weights, preset.metadata(),
-                         f"preset {preset.id}", _read_card(preset.package_folder / MODEL_CARD))
+                         f"preset {preset.id}",
+                         _read_card(runfolder.model_card_path(preset.package_folder)))
 
 
 def _read_card(path: Path) -> str:

@@ -7,9 +7,11 @@ detection (Jaccard) against localization error (RMSE)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from numbers import Integral
 
 import numpy as np
 
+from loczoo.errors import LoczooError
 from loczoo.smlm.localizations import Localizations
 from loczoo.smlm.metrics import evaluate
 from loczoo.smlm.simulate import simulate_stack
@@ -18,27 +20,34 @@ from loczoo.smlm.simulate import simulate_stack
 # where heatmap entries work best, coarser ones up to the peak for peak-like maps.
 DEFAULT_THRESHOLDS = tuple(np.round(np.r_[np.arange(0.01, 0.41, 0.01),
                                           np.arange(0.45, 0.96, 0.05)], 2))
+MIN_FRAME_SIZE = 16  # px: smaller simulated frames hold too few emitters to choose a threshold
 
 
 def sweep_thresholds(bundle, frames: np.ndarray, truth: Localizations, pixel_size_nm: float,
                      thresholds=DEFAULT_THRESHOLDS, tolerance_nm: float = 250.0,
                      batch_size: int = 8) -> list[dict]:
-    """Metrics at every threshold; the network runs once per frame, post-processing per
-    threshold."""
+    """Metrics at every threshold; the network runs once per frame (``network_outputs``),
+    the bundle's post-processing once per threshold (``postprocess_outputs``)."""
     _, height, width = frames.shape
-    outputs = list(bundle.predict_batches(frames, batch_size))
+    outputs = bundle.network_outputs(frames, batch_size)
     rows = []
     for threshold in thresholds:
-        config = replace(bundle.config, threshold=float(threshold))
-        tables = []
-        for start, out in outputs:
-            locs = bundle.entry.postprocess(out, config, pixel_size_nm=pixel_size_nm,
-                                            height=height, width=width)
-            locs.frame += start
-            tables.append(locs)
-        metrics = evaluate(truth, Localizations.concatenate(tables), tolerance_nm=tolerance_nm)
+        locs = bundle.postprocess_outputs(outputs, pixel_size_nm=pixel_size_nm, height=height,
+                                          width=width, threshold=float(threshold))
+        metrics = evaluate(truth, locs, tolerance_nm=tolerance_nm)
         rows.append({"threshold": float(threshold), **metrics})
     return rows
+
+
+class NothingDetectedError(LoczooError):
+    """No threshold detects any emitter of the calibration frames (Jaccard 0 everywhere), so
+    there is no threshold to choose: the run folder keeps its threshold and nothing is
+    written. ``rows`` holds the metrics per threshold. ``loczoo finetune`` reports it as a
+    warning; ``loczoo calibrate`` as an error."""
+
+    def __init__(self, message: str, rows: list[dict]):
+        super().__init__(message)
+        self.rows = rows
 
 
 def best_threshold(rows: list[dict]) -> dict:
@@ -62,22 +71,31 @@ def calibrate_run_folder(folder, *, frames: int = 64, size: int = 64, seed: int 
                          tolerance_nm: float = 250.0, command: str = "", store: bool = True,
                          data=None) -> tuple[dict, list[dict]]:
     """Choose the detection threshold of a localization run folder and (if ``store``) write it
-    into its config.json, with the calibration recorded in metadata.json. The frames are
+    into its config, with the calibration recorded in its metadata (``loczoo.runfolder``
+    writes both). The frames are
     ``data`` (a ``TrainingData``: real frames with ground truth, e.g. a validation split) or
     else ``frames`` frames of ``size`` px simulated with the run's own imaging configuration.
-    Returns (best row, rows)."""
-    import json
+    Returns (best row, rows).
 
+    Raises ``NothingDetectedError`` (a LoczooError), writing nothing, when no threshold detects
+    any emitter; LoczooError for too few or too small frames or a run that is not a
+    localization model."""
     from loczoo import runfolder
     from loczoo.bundle import load_bundle
-    from loczoo.config import save_json
-    from loczoo.errors import LoczooError
-    from loczoo.outputs import atomic_path
 
     if not runfolder.is_run_folder(folder):
         raise LoczooError(f"{folder} is not a run folder (presets are calibrated when built)")
+    if data is None and not (isinstance(frames, Integral) and frames >= 1):
+        raise LoczooError(f"calibrating {folder} needs at least 1 simulated frame, got {frames}")
     bundle = load_bundle(str(folder))
+    if bundle.entry.task != "localization" or bundle.entry.postprocess is None:
+        raise LoczooError(f"{folder} is a {bundle.entry.name} run ({bundle.entry.task}); only "
+                          f"localization models have a detection threshold")
     if data is None:
+        smallest = _smallest_frame(bundle)
+        if not (isinstance(size, Integral) and size >= smallest):
+            raise LoczooError(f"calibration frames of {size} px are too small for {folder}: "
+                              f"{bundle.entry.name} needs at least {smallest} px")
         imaging = bundle.config.imaging
         stack, truth = simulate_stack(imaging, frames, size, size, seed=seed)
         pixel_size_nm, source = imaging.pixel_size_nm, {"frames": frames, "size": size,
@@ -85,16 +103,30 @@ def calibrate_run_folder(folder, *, frames: int = 64, size: int = 64, seed: int 
     else:
         stack, truth, pixel_size_nm = data.frames, data.truth, data.pixel_size_nm
         source = {"frames": int(stack.shape[0]), "data": "real frames with ground truth"}
+    described = (f"the {source['frames']} simulated frames" if data is None else
+                 f"the {source['frames']} frames with ground truth")
+    if len(truth) == 0:
+        raise LoczooError(f"{described} hold no emitters to calibrate {folder} on; use more "
+                          f"or larger frames")
     rows = sweep_thresholds(bundle, stack, truth, pixel_size_nm, tolerance_nm=tolerance_nm)
+    if not any(np.nan_to_num(r["jaccard"]) > 0 for r in rows):
+        raise NothingDetectedError(
+            f"no threshold detects any emitter on {described} (Jaccard 0 for every threshold "
+            f"{rows[0]['threshold']:g}-{rows[-1]['threshold']:g}); the threshold of {folder} "
+            f"stays {bundle.config.threshold:g}; the model may be untrained or the conditions "
+            f"wrong", rows)
     best = best_threshold(rows)
     if store:
-        with atomic_path(f"{folder}/{runfolder.CONFIG}") as tmp:
-            save_json(replace(bundle.config, threshold=best["threshold"]), tmp)
-        meta = dict(bundle.metadata)
-        meta["calibration"] = {"command": command, **source, "tolerance_nm": tolerance_nm,
-                               "threshold": best["threshold"], "jaccard": best["jaccard"],
-                               "rmse_lateral": best["rmse_lateral"],
-                               "efficiency_lateral": best["efficiency_lateral"]}
-        with atomic_path(f"{folder}/{runfolder.METADATA}") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        runfolder.write_config(folder, replace(bundle.config, threshold=best["threshold"]))
+        calibration = {"command": command, **source, "tolerance_nm": tolerance_nm,
+                       "threshold": best["threshold"], "jaccard": best["jaccard"],
+                       "rmse_lateral": best["rmse_lateral"],
+                       "efficiency_lateral": best["efficiency_lateral"]}
+        runfolder.update_metadata(folder, calibration=calibration)
     return best, rows
+
+
+def _smallest_frame(bundle) -> int:
+    """The smallest simulated frame side worth calibrating on: room for a few emitters away
+    from the border, and at least the network's input multiple (frames are padded to it)."""
+    return max(MIN_FRAME_SIZE, int(getattr(bundle.config, "input_multiple", 1)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from loczoo.progress import duration
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -28,19 +30,10 @@ def progress_line(history: list[dict], epochs: int, seconds_per_epoch: float) ->
     done = len(history)
     values = "  ".join(f"{k} {v:.4g}" for k, v in row.items()
                        if k not in ("epoch", "learning_rate", "seconds"))
-    eta = _duration(seconds_per_epoch * (epochs - done))
+    eta = duration(seconds_per_epoch * (epochs - done))
     spark = sparkline([r["val_loss"] for r in history if "val_loss" in r])
     return (f"epoch {done}/{epochs}  {values}  lr {row['learning_rate']:.3g}  "
             f"{row['seconds']:.1f} s/epoch  ETA {eta}  {spark}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 CURVE_COLOURS = {"loss": (31, 119, 180), "val_loss": (255, 127, 14)}

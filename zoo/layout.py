@@ -41,3 +41,17 @@ class TensorLayout:
             return self.fixed_size
         m = self.input_multiple
         return -(-max(16, 2 * self.tile_margin + m) // m) * m
+
+
+def localizer_layout(config, output_channels: tuple[str, ...], receptive_radius: int,
+                     preprocessing: tuple[dict, ...] = ()) -> TensorLayout:
+    """The layout of an image-to-map entry: one camera frame in, maps on a grid
+    ``config.upsampling`` times finer out (``config.input_multiple`` and
+    ``config.imaging.pixel_size_nm`` as in ``loczoo.smlm.pipeline.LocalizerConfig``).
+    ``receptive_radius`` is in output (upsampled) pixels."""
+    up = config.upsampling
+    return TensorLayout(input_channels=("frame",), output_channels=output_channels,
+                        input_multiple=config.input_multiple, upsampling=up,
+                        tile_margin=max(2, -(-receptive_radius // up)),
+                        preprocessing=preprocessing,
+                        pixel_size_nm=config.imaging.pixel_size_nm)

@@ -22,7 +22,6 @@ from pathlib import Path
 from loczoo.errors import LoczooError
 
 OUTPUT_MARKER = ".loczoo-output"  # in every folder loczoo writes: --overwrite may replace it
-RUN_FOLDER_MARKER = "metadata.json"  # run folders (and presets) are recognised by their record
 NAME_MAX = 255  # bytes in one file name on common file systems
 
 
@@ -106,12 +105,16 @@ def prepare_output(path: str | Path, overwrite: bool, *, inputs: Iterable = (),
 
 
 def is_loczoo_folder(path: str | Path) -> bool:
-    """A folder loczoo wrote: its marker file or a run folder's metadata.json with the entry."""
+    """A folder loczoo wrote: its marker file or a run folder's metadata.json with the entry
+    (run folders and presets are recognised by their record)."""
+    # Here, not at the top: loczoo.runfolder writes through this module.
+    from loczoo.runfolder import METADATA
+
     path = Path(path)
     if (path / OUTPUT_MARKER).is_file():
         return True
     try:
-        return "entry" in json.loads((path / RUN_FOLDER_MARKER).read_text())
+        return "entry" in json.loads((path / METADATA).read_text())
     except (OSError, ValueError, TypeError):
         return False
 

@@ -4,7 +4,7 @@ A preset names one weights file (with its sha256 and size), the configuration it
 base configuration plus ``KEY=VALUE`` overrides: architecture and data constants), its
 post-processing parameters, license, citation and the command that trained it. Its training
 record (``metadata.json``: history, calibration) and model card (``MODEL_CARD.md``) ship in
-``loczoo/<entry>/weights/<preset>/``.
+``loczoo/<entry>/weights/<preset>/``, named as in a run folder (``loczoo.runfolder``).
 
 The weights file is looked for, in order, in
 
@@ -43,7 +43,6 @@ DEFAULT_MIRRORS: tuple[str, ...] = ()
 MIRRORS_VARIABLE = "LOCZOO_MIRRORS"
 HOME_VARIABLE = "LOCZOO_HOME"
 DOWNLOAD_TIMEOUT_S = 60
-MODEL_CARD = "MODEL_CARD.md"
 
 
 def sha256_of(path: str | Path) -> str:

@@ -2,7 +2,8 @@
 optimizer (Adam by default), loss and datasets, on one device or several (``loczoo.distribute``).
 
 The run folder ``OUT`` is usable (``load_bundle``) from the start to the end, and after Ctrl-C
-or SIGTERM. Each file is replaced atomically (temporary name, then rename):
+or SIGTERM. Each file is replaced atomically (temporary name, then rename; ``loczoo.runfolder``
+names, reads and writes them):
 
 - ``config.json``: the entry config (with its data constants), written at the start;
 - ``model.weights.h5``: the best weights so far by validation loss (the starting weights until
@@ -21,7 +22,6 @@ seeded per element index, so the training stream continues at the element where 
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import signal
@@ -40,15 +40,9 @@ from loczoo import distribute, runfolder
 from loczoo.config import from_dict, to_dict
 from loczoo.curves import curves_image, progress_line
 from loczoo.errors import LoczooError
-from loczoo.outputs import atomic_folder, atomic_path
+from loczoo.outputs import prepare_folder_output
+from loczoo.progress import StatusLine, duration, per_step
 from loczoo.registry import ZooEntry
-
-CHECKPOINT = "checkpoint"
-CHECKPOINT_WEIGHTS = "train.weights.h5"
-STATE = "state.json"
-HISTORY = "history.csv"
-CURVES = "curves.png"
-LOGS = "logs"
 
 
 def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_epoch: int,
@@ -78,24 +72,30 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
                 "steps_per_epoch": steps_per_epoch, "validation_steps": validation_steps,
                 "seed": seed, "data": data_description, "initialised_from": init}
     state = read_checkpoint(out, settings) if resume else None
-    if state is None and worker == 0 and out.exists() and not overwrite:
-        raise LoczooError(f"output {out} exists; pass --overwrite to replace it")
+    if state is None and worker == 0:  # overwrite only a run folder, never its parent model
+        prepare_folder_output(out, overwrite, inputs=[init] if init and Path(init).exists()
+                              else [])
 
     keras.utils.set_random_seed(seed)
     if state is not None:
-        config = from_dict(entry.config_cls, state["config"])
+        try:
+            config = from_dict(entry.config_cls, state["config"])
+        except LoczooError as err:
+            state_file = runfolder.checkpoint_folder(out) / runfolder.STATE
+            raise LoczooError(f"--resume: {state_file} is damaged ('config': {err}); "
+                              f"{_DAMAGED_HINT.format(out=out)}") from None
     elif init is None:  # a fine-tuned model keeps the data constants of its parent
         config = entry.prepare_config(config, source, seed)
     model = _compiled_model(entry, config, strategy, init,
-                            resume_from=out / CHECKPOINT if state else None,
+                            resume_from=runfolder.checkpoint_folder(out) if state else None,
                             seed_states=state["seed_states"] if state else {})
-    callbacks = []
+    reduce_lr = None
     if not isinstance(model.optimizer._learning_rate,
                       keras.optimizers.schedules.LearningRateSchedule):
         # Deep-STORM's schedule (factor 0.1, patience 5, min 5e-5) on the validation loss,
         # unless the entry's optimizer brings its own schedule.
-        callbacks.append(_ResumableReduceLR(factor=0.1, patience=5, min_lr=5e-5,
-                                            state=state["reduce_lr"] if state else None))
+        reduce_lr = _ResumableReduceLR(factor=0.1, patience=5, min_lr=5e-5,
+                                       state=state["reduce_lr"] if state else None)
 
     # Workers other than the chief write the same files (saving may need every worker) to a
     # temporary folder, deleted at the end.
@@ -107,8 +107,11 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
                 "replicas": replicas, "batch_size": config.batch_size}
     run = _RunFolder(folder, out.name, entry, config, model, settings, metadata, state,
                      quiet=quiet or worker > 0)
+    status = StatusLine(quiet=run.quiet)
+    steps = _StepProgress(status, epochs, steps_per_epoch)
     # The last callback saves the state of the others.
-    callbacks.append(_EpochEnd(run, epochs, callbacks[0] if callbacks else None))
+    callbacks = [c for c in (reduce_lr, steps) if c is not None]
+    callbacks.append(_EpochEnd(run, epochs, reduce_lr, status))
     interrupted, lost = False, None
     try:
         with _sigterm_as_interrupt():
@@ -129,9 +132,12 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
                     train_ds, val_ds = _datasets(entry, config, source, seed, strategy,
                                                  run.epochs_done * steps_per_epoch,
                                                  validation_steps)
-                    model.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
-                              initial_epoch=run.epochs_done, validation_data=val_ds,
-                              callbacks=callbacks, verbose=0)
+                    try:
+                        model.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                  initial_epoch=run.epochs_done, validation_data=val_ds,
+                                  callbacks=callbacks, verbose=0)
+                    finally:
+                        steps.close()  # the status line gives way to what is printed next
             except KeyboardInterrupt:
                 interrupted = True
             except (tf.errors.UnavailableError, tf.errors.AbortedError) as err:
@@ -159,9 +165,9 @@ def _compiled_model(entry, config, strategy, init: str | None, resume_from: Path
     with strategy.scope():
         model = entry.build_model(config)
         if init is not None and resume_from is None:
-            from loczoo.bundle import resolve
+            from loczoo.bundle import load_weights, resolve
 
-            model.load_weights(resolve(init).weights)
+            load_weights(model, resolve(init).weights)
         optimizer = entry.optimizer(config)
         if strategy.num_replicas_in_sync > 1:
             # The single-process result on any number of replicas (see loczoo.distribute).
@@ -171,9 +177,30 @@ def _compiled_model(entry, config, strategy, init: str | None, resume_from: Path
         model.compile(optimizer=optimizer, loss=entry.make_loss(config), metrics=metrics)
         optimizer.build(model.trainable_variables)  # so that a checkpoint can restore it
         if resume_from is not None:
-            model.load_weights(resume_from / CHECKPOINT_WEIGHTS)  # weights and optimizer state
-            _set_seed_states(model, seed_states)
+            _load_checkpoint_weights(model, resume_from, seed_states)
     return model
+
+
+def _load_checkpoint_weights(model, checkpoint: Path, seed_states: dict) -> None:
+    """The weights and optimizer state of ``checkpoint``, and the dropout seeds; a damaged or
+    foreign weights file is a LoczooError that names it."""
+    path = checkpoint / runfolder.CHECKPOINT_WEIGHTS
+    try:
+        # Keras only warns when a file lacks the optimizer state or some layers: refuse instead
+        # of resuming from a partly restored model.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            model.load_weights(path)
+        _set_seed_states(model, seed_states)
+    except Exception as err:  # noqa: BLE001 - h5py and Keras raise many types for bad files
+        text = str(err).strip()
+        if isinstance(err, OSError):  # h5py: not HDF5, cut short, unreadable
+            first = text.splitlines()[0] if text else type(err).__name__
+            reason = f"not a readable HDF5 file ({first})"
+        else:  # Keras: other layers or shapes, no optimizer state
+            reason = "it does not hold this run's weights and optimizer state"
+        raise LoczooError(f"--resume: cannot restore the checkpoint {path}: {reason[:200]}; "
+                          f"{_DAMAGED_HINT.format(out=checkpoint.parent)}") from None
 
 
 def _datasets(entry, config, source, seed, strategy, start: int, validation_steps: int):
@@ -188,9 +215,15 @@ def _datasets(entry, config, source, seed, strategy, start: int, validation_step
             distribute.distribute_dataset(val_ds, strategy))
 
 
+# What a user can do with a run whose checkpoint is damaged.
+_DAMAGED_HINT = ("start again with --overwrite, or from its best weights in a new folder "
+                 "(train --init {out}, or finetune {out})")
+
+
 def read_checkpoint(out: Path, settings: dict) -> dict:
-    """The resume state in ``out/checkpoint``, checked against this run's ``settings``."""
-    ckpt = Path(out) / CHECKPOINT
+    """The resume state in ``out/checkpoint``, checked against this run's ``settings``. A
+    missing, unreadable or damaged state file is a LoczooError that names it."""
+    ckpt = runfolder.checkpoint_folder(out)
     if not ckpt.is_dir():
         if not Path(out).exists():
             raise LoczooError(f"--resume: {out} does not exist")
@@ -200,10 +233,19 @@ def read_checkpoint(out: Path, settings: dict) -> dict:
                               f"to resume (train on from it with --init {out})")
         raise LoczooError(f"--resume: {out} has no checkpoint ({ckpt}) to continue from (on a "
                           f"cluster, every worker needs to see it)")
+    path = ckpt / runfolder.STATE
     try:
-        state = json.loads((ckpt / STATE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise LoczooError(f"--resume: cannot read {ckpt / STATE}: {err}") from None
+        state = runfolder.read_state(out)
+    except LoczooError as err:  # missing, unreadable, not JSON: the message names the file
+        raise LoczooError(f"--resume: {err}; {_DAMAGED_HINT.format(out=out)}") from None
+    problem = _state_problem(state)
+    weights = ckpt / runfolder.CHECKPOINT_WEIGHTS
+    if problem is None and not weights.is_file():
+        raise LoczooError(f"--resume: the checkpoint weights {weights} are missing; "
+                          f"{_DAMAGED_HINT.format(out=out)}")
+    if problem is not None:
+        raise LoczooError(f"--resume: {path} is damaged ({problem}); "
+                          f"{_DAMAGED_HINT.format(out=out)}")
     stored = state["settings"]
     if stored["entry"] != settings["entry"]:
         raise LoczooError(f"--resume: {out} is a {stored['entry']} run, not {settings['entry']}")
@@ -220,6 +262,64 @@ def read_checkpoint(out: Path, settings: dict) -> dict:
     return state
 
 
+def _state_problem(state) -> str | None:
+    """What is wrong with a parsed ``state.json`` (a missing key, a value of the wrong type),
+    or None. Checks everything ``train`` reads from it, so that resuming never fails halfway."""
+    def number(value, optional=False):
+        return (value is None and optional) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool))
+
+    def integer(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not isinstance(state, dict):
+        return f"a JSON object ({{...}}) was expected, got {type(state).__name__}"
+    kinds = {"epochs_done": integer, "history": lambda v: isinstance(v, list),
+             "best_val_loss": lambda v: number(v, optional=True),
+             "command": lambda v: isinstance(v, str), "resumed": lambda v: isinstance(v, list),
+             "reduce_lr": lambda v: v is None or isinstance(v, dict),
+             "seed_states": lambda v: isinstance(v, dict),
+             "settings": lambda v: isinstance(v, dict), "config": lambda v: isinstance(v, dict)}
+    for key, ok in kinds.items():
+        if key not in state:
+            return f"no {key!r} entry"
+        if not ok(state[key]):
+            return f"{key!r} has the wrong type: {_short(state[key])}"
+    settings = state["settings"]
+    setting_kinds = {"entry": lambda v: isinstance(v, str), "steps_per_epoch": integer,
+                     "validation_steps": integer, "seed": integer,
+                     "data": lambda v: isinstance(v, str),
+                     "initialised_from": lambda v: v is None or isinstance(v, str),
+                     "config": lambda v: isinstance(v, dict)}
+    for key, ok in setting_kinds.items():
+        if key not in settings:
+            return f"no 'settings.{key}' entry"
+        if not ok(settings[key]):
+            return f"'settings.{key}' has the wrong type: {_short(settings[key])}"
+    for i, row in enumerate(state["history"]):
+        if not (isinstance(row, dict) and integer(row.get("epoch")) and "loss" in row
+                and all(isinstance(k, str) and number(v) for k, v in row.items())):
+            return f"'history' row {i} is not an epoch's numbers: {_short(row)}"
+    if state["epochs_done"] != len(state["history"]):
+        return (f"'epochs_done' is {state['epochs_done']} but 'history' has "
+                f"{len(state['history'])} epochs")
+    reduce_lr = state["reduce_lr"]
+    if reduce_lr is not None and not (
+            integer(reduce_lr.get("wait")) and integer(reduce_lr.get("cooldown_counter"))
+            and number(reduce_lr.get("best"), optional=True)):
+        return f"'reduce_lr' is not the learning-rate schedule's counters: {_short(reduce_lr)}"
+    if not all(isinstance(v, list) for v in state["seed_states"].values()):
+        return "'seed_states' holds a value that is not a list"
+    if not all(isinstance(r, dict) for r in state["resumed"]):
+        return "'resumed' holds an entry that is not an object"
+    return None
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class _RunFolder:
     """The run folder and the training state it records: history, best validation loss,
     epochs done. Writes the run-folder files and the resume checkpoint."""
@@ -233,7 +333,7 @@ class _RunFolder:
         self.command = state["command"] if state else metadata["command"]
         self.resumed = state["resumed"] if state else []
         self.reduce_lr_state = state["reduce_lr"] if state else None
-        self.scalars = _Scalars(folder / LOGS)
+        self.scalars = _Scalars(runfolder.logs_folder(folder))
         self.plain = None  # an uncompiled copy for the inference weights, built on first use
 
     @property
@@ -242,13 +342,10 @@ class _RunFolder:
 
     def start(self, overwrite: bool) -> None:
         """A fresh run folder with the starting weights and a checkpoint at epoch 0."""
-        from loczoo.config import save_json
-
         if overwrite and self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.folder / runfolder.CONFIG) as tmp:
-            save_json(self.config, tmp)
+        runfolder.write_config(self.folder, self.config)
         self.save_inference_weights()
         self.save_checkpoint(None)
         self.write_metadata(complete=False, interrupted=False)
@@ -274,13 +371,13 @@ class _RunFolder:
         self.write_metadata(complete=complete, interrupted=interrupted)
         self.scalars.close()
         if complete:
-            shutil.rmtree(self.folder / CHECKPOINT, ignore_errors=True)
+            runfolder.remove_checkpoint(self.folder)
 
     def save_inference_weights(self) -> None:
         if self.plain is None:
             self.plain = self.entry.build_model(self.config)
         self.plain.set_weights(self.model.get_weights())
-        runfolder.save_weights(self.plain, self.folder / runfolder.WEIGHTS)
+        runfolder.write_weights(self.folder, self.plain)
 
     def save_checkpoint(self, reduce_lr) -> None:
         state = {"epochs_done": self.epochs_done, "history": self.history,
@@ -288,9 +385,7 @@ class _RunFolder:
                  "reduce_lr": reduce_lr.state() if reduce_lr else self.reduce_lr_state,
                  "seed_states": _seed_states(self.model), "settings": self.settings,
                  "config": _json_copy(to_dict(self.config))}
-        with atomic_folder(self.folder / CHECKPOINT) as tmp:
-            runfolder.save_weights(self.model, tmp / CHECKPOINT_WEIGHTS)  # with optimizer
-            (tmp / STATE).write_text(json.dumps(state, indent=1) + "\n")
+        runfolder.write_checkpoint(self.folder, self.model, state)  # with optimizer state
 
     def write_metadata(self, *, complete: bool, interrupted: bool) -> None:
         losses = [row["val_loss"] for row in self.history if "val_loss" in row]
@@ -299,27 +394,22 @@ class _RunFolder:
                 "best_val_loss": min(losses, default=None), "history": self.history}
         if self.resumed:
             meta["resumed"] = self.resumed
-        runfolder.write_metadata(self.folder, entry=self.entry.name,
-                                 parameters=self.model.count_params(), metadata=meta)
+        runfolder.write_metadata(self.folder, meta, entry=self.entry.name,
+                                 parameters=self.model.count_params())
 
     def write_history(self) -> None:
-        columns = list(dict.fromkeys(key for row in self.history for key in row))
-        with atomic_path(self.folder / HISTORY) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, columns)
-            writer.writeheader()
-            writer.writerows(self.history)
-        with atomic_path(self.folder / CURVES) as tmp:
-            curves_image(self.history, title=f"{self.entry.name}: {self.name}").save(
-                tmp, format="PNG")
+        runfolder.write_history(self.folder, self.history)
+        runfolder.write_curves(self.folder, curves_image(
+            self.history, title=f"{self.entry.name}: {self.name}"))
 
 
 class _EpochEnd(keras.callbacks.Callback):
     """After every epoch: the history row, the run folder and checkpoint (not interrupted
     halfway by Ctrl-C), and a progress line with a sparkline of the validation loss."""
 
-    def __init__(self, run: _RunFolder, epochs: int, reduce_lr):
+    def __init__(self, run: _RunFolder, epochs: int, reduce_lr, status: StatusLine):
         super().__init__()
-        self.run, self.epochs, self.reduce_lr = run, epochs, reduce_lr
+        self.run, self.epochs, self.reduce_lr, self.status = run, epochs, reduce_lr, status
         self.started = self.epoch_start = time.monotonic()
         self.session_epochs = 0
 
@@ -338,10 +428,91 @@ class _EpochEnd(keras.callbacks.Callback):
         with _deferred_interrupts():
             self.run.end_epoch(row, self.reduce_lr)
         self.session_epochs += 1
-        if not self.run.quiet:
-            per_epoch = (time.monotonic() - self.started) / self.session_epochs
-            print(progress_line(self.run.history, self.epochs, per_epoch), file=sys.stderr,
-                  flush=True)
+        per_epoch = (time.monotonic() - self.started) / self.session_epochs
+        self.status.print(progress_line(self.run.history, self.epochs, per_epoch))
+
+
+class _StepProgress(keras.callbacks.Callback):
+    """Progress within an epoch on the status line (rewritten in place on a terminal, a line
+    every 30 s in a log): ``epoch 3/100 step 120/400 loss 0.123, 0.8 s/step``; and once, when
+    the first steps are timed, how long the whole run takes at that pace.
+
+    The first step of a session traces the graph and is not timed. Keras may call
+    ``on_train_batch_end`` from a worker thread (``async_safe``: no wait for each step's loss
+    in the training loop), hence the lock."""
+
+    async_safe = True
+    # The estimate waits for this many timed steps taking at least this long (or for
+    # ESTIMATE_MAX_STEPS steps, however fast).
+    ESTIMATE_STEPS, ESTIMATE_SECONDS, ESTIMATE_MAX_STEPS = 3, 5.0, 50
+    # From this estimated duration on, the estimate says how to shorten the run.
+    LONG_RUN_SECONDS = 1800.0
+
+    def __init__(self, status: StatusLine, epochs: int, steps_per_epoch: int,
+                 clock=time.monotonic):
+        super().__init__()
+        self.status, self.epochs, self.steps_per_epoch = status, epochs, steps_per_epoch
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.first_epoch = None  # the epoch this session started at
+        self.session_steps = 0
+        self.epoch, self.step, self.base = 0, 0, None
+        self.estimated = self.closed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        with self.lock:
+            if self.first_epoch is None:
+                self.first_epoch = epoch
+            self.epoch, self.step = epoch, 0
+            # (time, step) the pace is measured from: the epoch's start, or after the
+            # session's first step (graph tracing).
+            self.base = None if self.session_steps == 0 else (self.clock(), 0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        with self.lock:
+            step = batch + 1
+            if self.closed or step <= self.step:  # stopped, or a late call from a thread
+                return
+            self.session_steps += step - self.step
+            self.step = step
+            if self.base is None:
+                self.base = (now, step)
+            timed, seconds = step - self.base[1], now - self.base[0]
+            pace = seconds / timed if timed else None
+            if pace is not None and not self.estimated and (
+                    (timed >= self.ESTIMATE_STEPS and seconds >= self.ESTIMATE_SECONDS)
+                    or timed >= self.ESTIMATE_MAX_STEPS):
+                self.estimated = True
+                self.status.print(self.estimate(pace))
+            values = ", ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items()
+                               if isinstance(v, (int, float)))
+            text = (f"epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps_per_epoch}"
+                    f"{' ' + values if values else ''}"
+                    f"{f', {per_step(pace)} s/step' if pace is not None else ''}")
+            last = step >= self.steps_per_epoch
+            if last and self.status.is_tty():
+                self.status.update(text + ", validating", force=True)
+            elif not last:
+                self.status.update(text)
+
+    def estimate(self, pace: float) -> str:
+        """'about 4.2 s per step: the 100 epochs of 400 steps take about 46 h 40 min; ...'."""
+        epochs = self.epochs - (self.first_epoch or 0)
+        total = pace * self.steps_per_epoch * epochs
+        which = (f"the {epochs} remaining epoch{'s' if epochs > 1 else ''}" if self.first_epoch
+                 else f"the {epochs} epoch{'s' if epochs > 1 else ''}")
+        text = (f"about {per_step(pace)} s per step: {which} of {self.steps_per_epoch} steps "
+                f"take{'s' if epochs == 1 else ''} about {duration(total)} (plus validation)")
+        if total >= self.LONG_RUN_SECONDS:
+            text += "; lower --epochs or --steps-per-epoch for a shorter run"
+        return text
+
+    def close(self) -> None:
+        """Training stopped: no more updates, and the status line is erased."""
+        with self.lock:
+            self.closed = True
+        self.status.clear()
 
 
 class _ResumableReduceLR(keras.callbacks.ReduceLROnPlateau):
@@ -434,8 +605,8 @@ def _json_copy(value):
 
 def _metadata_or_none(folder) -> dict | None:
     try:
-        return json.loads((Path(folder) / runfolder.METADATA).read_text())
-    except (OSError, json.JSONDecodeError):
+        return runfolder.read_metadata(folder)
+    except LoczooError:
         return None
 
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow_datasets as tfds
 
-from loczoo.decode.config import decode_2d_imaging
 from loczoo.smlm.pipeline import SPLIT_SEED_OFFSET
 from loczoo.smlm.simulate import (
     ImagingConfig,
+    dense_2d_blinking_imaging,
     dense_2d_imaging,
     simulate_stack,
     smlm2016_3d_imaging,
@@ -46,7 +46,7 @@ CONFIGS = [
                     description="The 2D presets' conditions (dense_2d_imaging): 100 nm pixels, "
                                 "PSF sigma 90-135 nm, 0.5-10 emitters/um^2, 800-6000 photons; "
                                 "independent frames; 1024 + 128 frames of 64 x 64"),
-    SimulatedConfig(name="dense_2d_blinking", imaging=decode_2d_imaging,
+    SimulatedConfig(name="dense_2d_blinking", imaging=dense_2d_blinking_imaging,
                     description="dense_2d with blinking (mean on-time 1 frame), DECODE's 2D "
                                 "preset; sequences of 16 frames"),
     SimulatedConfig(name="astigmatic_3d", imaging=smlm2016_3d_imaging,

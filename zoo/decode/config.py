@@ -7,17 +7,16 @@ import math
 from dataclasses import dataclass, field, replace
 
 from loczoo.errors import LoczooError
-from loczoo.smlm.simulate import ImagingConfig, dense_2d_imaging, smlm2016_3d_imaging
+from loczoo.smlm.simulate import ImagingConfig, dense_2d_blinking_imaging, smlm2016_3d_imaging
 
 # Output channels of the network, in the reference's order.
 CHANNELS = ("p", "photons", "x", "y", "z", "sigma_photons", "sigma_x", "sigma_y", "sigma_z",
             "background")
 
 
-def decode_2d_imaging() -> ImagingConfig:
-    """The dense 2D presets' imaging conditions (``dense_2d_imaging``) with blinking: emitters
-    stay on for 1 frame on average (exponential), so neighbouring frames share emitters."""
-    return replace(dense_2d_imaging(), on_time_frames=1.0)
+# DECODE's 2D imaging: the dense 2D presets' conditions with blinking (lives in loczoo.smlm so
+# that the simulated data sets can use it without importing an entry).
+decode_2d_imaging = dense_2d_blinking_imaging
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,11 +66,15 @@ class DECODEConfig:
     z_max: float = 0.0
     background_max: float = 0.0
     imaging: ImagingConfig = field(default_factory=decode_2d_imaging)
-
-    # Tools read these from every localization config.
-    upsampling = 1
+    # The output grid is the camera's (``LocalizationConfig.upsampling``). Only 1 is valid; a
+    # field rather than a constant so that the config satisfies the contract with data, and a
+    # config.json written before it existed loads with this default.
+    upsampling: int = 1
 
     def __post_init__(self):
+        if self.upsampling != 1:
+            raise LoczooError(f"DECODE predicts on the camera grid: upsampling must be 1, got "
+                              f"{self.upsampling}")
         if self.depth < 1 or self.features < 1 or self.inter_features < 1:
             raise LoczooError("depth, features and inter_features must be >= 1, got "
                               f"{self.depth}, {self.features}, {self.inter_features}")

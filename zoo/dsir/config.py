@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from loczoo.errors import LoczooError
 from loczoo.smlm.pipeline import LocalizerConfig
@@ -35,7 +36,7 @@ class DSIRConfig(LocalizerConfig):
     neighborhood: int = 5
     refine: str = "quadratic"
 
-    POOLINGS = 3
+    POOLINGS: ClassVar[int] = 3  # the auto-encoder's 2x2 poolings (an architecture constant)
 
     def __post_init__(self):
         super().__post_init__()

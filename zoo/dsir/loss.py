@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
-import tensorflow as tf
-from keras import losses
+from keras import ops
 
 
 def peak_one_gaussian(width: int, fwhm: float) -> np.ndarray:
@@ -18,28 +18,37 @@ def peak_one_gaussian(width: int, fwhm: float) -> np.ndarray:
 def gaussian_blur(images, kernel: np.ndarray):
     """[B, H, W, 1] convolved with ``kernel``, zero 'same' padding (the reference's padding 2
     for width 5)."""
-    k = tf.constant(kernel[:, :, None, None], images.dtype)
-    return tf.nn.conv2d(images, k, strides=1, padding="SAME")
+    images = ops.convert_to_tensor(images)
+    k = ops.convert_to_tensor(kernel[:, :, None, None], images.dtype)
+    return ops.conv(images, k, strides=1, padding="same")
 
 
-class DSIRLoss(losses.Loss):
-    """mean((g * prediction - g * target)^2) with g the peak-1 Gaussian. The reference README's
-    extra 1e-5 |x|^2 term is, in its code, Adam's weight decay on the weights (see the
-    entry's optimizer), not part of this loss."""
+def dsir_loss(y_true, y_pred, kernel: np.ndarray):
+    """Per-sample mean((g * y_pred - g * y_true)^2) for [B, H, W, 1] maps, g = ``kernel``."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    diff = gaussian_blur(y_pred, kernel) - gaussian_blur(y_true, kernel)
+    return ops.mean(ops.square(diff), axis=(1, 2, 3))
 
-    def __init__(self, kernel_width: int = 5, kernel_fwhm: float = 3.0, name="dsir_loss"):
-        super().__init__(name=name)
+
+@keras.saving.register_keras_serializable(package="loczoo")
+class DSIRLoss(keras.losses.Loss):
+    """``dsir_loss`` with g the peak-1 Gaussian. The reference README's extra 1e-5 |x|^2 term
+    is, in its code, Adam's weight decay on the weights (see the entry's optimizer), not part
+    of this loss."""
+
+    def __init__(self, kernel_width: int = 5, kernel_fwhm: float = 3.0, name: str = "dsir_loss",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
         self.kernel_width = kernel_width
         self.kernel_fwhm = kernel_fwhm
         self._kernel = peak_one_gaussian(kernel_width, kernel_fwhm).astype(np.float32)
 
     def call(self, y_true, y_pred):
-        y_true = tf.cast(y_true, y_pred.dtype)
-        diff = gaussian_blur(y_pred, self._kernel) - gaussian_blur(y_true, self._kernel)
-        return tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+        return dsir_loss(y_true, y_pred, self._kernel)
 
     def get_config(self):
-        return {"name": self.name, "kernel_width": self.kernel_width,
+        return {**super().get_config(), "kernel_width": self.kernel_width,
                 "kernel_fwhm": self.kernel_fwhm}
 
 

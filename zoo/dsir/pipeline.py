@@ -6,7 +6,8 @@ import keras
 import tensorflow as tf
 
 from loczoo.dsir.loss import gaussian_blur, peak_one_gaussian
-from loczoo.smlm.pipeline import localize_map, localizer_layout, training_pairs
+from loczoo.layout import localizer_layout
+from loczoo.smlm.pipeline import localize_map, training_pairs
 from loczoo.smlm.targets import spike_map
 
 

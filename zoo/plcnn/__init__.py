@@ -1,19 +1,19 @@
 """PLCNN: protein subcellular localization classification with a two-stream CNN (Tahir, Anwar,
-Mian, Neural Comput Appl 2021)."""
+Mian, Neural Comput Appl 2021).
+
+Only ``ENTRY`` is for use outside this folder: tools reach PLCNN through the registry and
+``loczoo.bundle``, and the pieces every classifier shares live in ``loczoo.proteins.images``
+and ``loczoo.crossval``."""
 
 import keras
 
 from loczoo.plcnn.config import PLCNNConfig
+from loczoo.plcnn.gradcam import explain
+from loczoo.plcnn.loss import make_loss
 from loczoo.plcnn.model import build_model
 from loczoo.plcnn.pipeline import make_dataset, prepare_config, preprocess, tensor_layout
 from loczoo.plcnn.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
-
-
-def make_loss(config):
-    """Cross-entropy of the softmax probabilities against integer labels."""
-    return keras.losses.SparseCategoricalCrossentropy()
-
 
 ENTRY = register(ZooEntry(
     name="plcnn",
@@ -31,5 +31,6 @@ ENTRY = register(ZooEntry(
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
     citations=CITATIONS,
+    explain=explain,
     make_metrics=lambda config: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
 ))

@@ -1,13 +1,13 @@
 """Grad-CAM (Selvaraju et al., ICCV 2017): which parts of an image drove a class score. The
-paper shows such maps for PLCNN; here they come from the last outputs of both streams."""
+paper shows such maps for PLCNN; here they come from the last outputs of both streams.
+``loczoo.bundle.ModelBundle.explain`` maps them back onto each image, and
+``loczoo.proteins.images.overlay`` colours them."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from loczoo.smlm.render import rainbow_colormap
 
 # The final feature maps of the residual and plain streams (see model.py).
 STREAM_OUTPUTS = ("rl3_u2_out", "pl3_pool")
@@ -38,13 +38,7 @@ def grad_cam(model: keras.Model, images, class_indices=None,
     return np.asarray(tf.math.divide_no_nan(total, peak))
 
 
-def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """RGB uint8 [H, W, 3]: the image's first channel in grey (1st-99.5th percentile) with
-    the map in "jet" colours on top, weighted by the map itself so cold regions stay grey."""
-    grey = np.asarray(image, np.float32)
-    grey = grey[..., 0] if grey.ndim == 3 else grey
-    lo, hi = np.percentile(grey, [1.0, 99.5])
-    grey = np.clip((grey - lo) / max(hi - lo, 1e-6), 0.0, 1.0)[..., None] * 255.0
-    weight = alpha * np.clip(cam, 0.0, 1.0)[..., None]
-    rgb = (1.0 - weight) * grey + weight * rainbow_colormap(cam)
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+def explain(model: keras.Model, inputs, config) -> np.ndarray:
+    """``ZooEntry.explain`` for PLCNN: Grad-CAM maps [N, S, S] in [0, 1] of the predicted
+    classes for network inputs [N, S, S, C] (``preprocess`` output)."""
+    return grad_cam(model, inputs)

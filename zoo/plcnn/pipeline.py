@@ -1,91 +1,19 @@
 """PLCNN data: labelled images from the cell-pattern simulator or from a user's data set, resized
-to the network's input, augmented by 90-degree rotations and flips, in class-balanced batches."""
+to the network's input, augmented by 90-degree rotations and flips, in class-balanced batches.
+The pieces any classifier shares (``LabelledImages``, ``fit_to_square``, folds, source checks)
+live in ``loczoo.proteins.images``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import tensorflow as tf
 
-from loczoo.errors import LoczooError
-from loczoo.proteins.simulate import PATTERNS, CellImagingConfig, balanced_labels, simulate_cells
+from loczoo.proteins.images import LabelledImages, cell_imaging, check_source, fit_images
+from loczoo.proteins.simulate import balanced_labels, simulate_cells
 from loczoo.smlm.pipeline import split_seed
 from loczoo.smlm.simulate import split_seeds
-
-
-@dataclass
-class LabelledImages:
-    """A classification data set in memory: ``images`` [N, S, S, C] float32 (already at the
-    network's input size, see ``fit_to_square``), ``labels`` [N] (indices into
-    ``class_names``) and a ``names`` entry per image (file names, for reports)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-    names: tuple[str, ...]
-    validation: np.ndarray | None = None  # indices held out for validation (None: 10 %)
-
-    def __post_init__(self):
-        self.images = np.asarray(self.images, np.float32)
-        self.labels = np.asarray(self.labels, np.int32)
-        if self.images.ndim != 4 or len(self.images) != len(self.labels) != len(self.names):
-            raise LoczooError(f"labelled images need images [N, S, S, C] with a label and a name "
-                              f"each; got {self.images.shape}, {len(self.labels)} labels and "
-                              f"{len(self.names)} names")
-        if len(self.labels) and (self.labels.min() < 0
-                                 or self.labels.max() >= len(self.class_names)):
-            raise LoczooError(f"labels must lie in 0..{len(self.class_names) - 1}")
-        if not np.all(np.isfinite(self.images)):
-            bad = [n for n, im in zip(self.names, self.images) if not np.all(np.isfinite(im))]
-            raise LoczooError(f"images contain NaN or infinite values: {', '.join(bad[:5])}")
-
-    def subset(self, indices) -> LabelledImages:
-        indices = np.asarray(indices, int)
-        return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
-                              tuple(self.names[i] for i in indices))
-
-    def split(self, split: str, seed: int) -> LabelledImages:
-        """The images of a split: ``validation`` holds the ``validation`` indices (default: a
-        stratified tenth, or 1 / k of the data when the smallest class has k < 10 images),
-        ``train`` the rest."""
-        held_out = self.validation
-        if held_out is None:
-            smallest = np.bincount(self.labels, minlength=len(self.class_names)).min()
-            held_out = stratified_folds(self.labels, min(10, int(smallest)), seed)[0]
-        if split == "validation":
-            return self.subset(held_out)
-        return self.subset(np.setdiff1d(np.arange(len(self.labels)), held_out))
-
-
-def square_placement(height: int, width: int, size: int) -> tuple[int, int, int, int]:
-    """Where ``fit_to_square`` puts an image: (top, left, scaled height, scaled width)."""
-    scale = size / max(height, width)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    return (size - new_h) // 2, (size - new_w) // 2, new_h, new_w
-
-
-def fit_to_square(image: np.ndarray, size: int) -> np.ndarray:
-    """One image [H, W, C] of any size -> [size, size, C]: scaled (area-averaging when
-    shrinking, bilinear when enlarging) so that its longer side is ``size``, keeping the aspect
-    ratio, then centred on a square padded with the image's median (its background), so that no
-    edge of zeros appears after the network's per-image z-score."""
-    image = np.asarray(image, np.float32)
-    top, left, new_h, new_w = square_placement(*image.shape[:2], size)
-    method = "area" if new_h < image.shape[0] else "bilinear"
-    resized = tf.image.resize(image, [new_h, new_w], method=method).numpy()
-    out = np.empty((size, size, image.shape[2]), np.float32)
-    out[...] = np.median(image.reshape(-1, image.shape[2]), axis=0)
-    out[top:top + new_h, left:left + new_w] = resized
-    return out
-
-
-def square_to_image(square: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The inverse of ``fit_to_square`` for a map [S, S] on the network's input: the part
-    covering the image, resized back to [height, width]."""
-    top, left, new_h, new_w = square_placement(height, width, square.shape[0])
-    part = np.asarray(square, np.float32)[top:top + new_h, left:left + new_w, None]
-    return tf.image.resize(part, [height, width], method="bilinear").numpy()[..., 0]
 
 
 def prepare_config(config, source: LabelledImages | None = None, seed: int = 0,
@@ -100,40 +28,7 @@ def prepare_config(config, source: LabelledImages | None = None, seed: int = 0,
 def preprocess(images, config) -> np.ndarray:
     """Images [N, H, W] or [N, H, W, C] (or a list of differently sized [H, W(, C)] arrays)
     -> the network's input [N, S, S, C] via ``fit_to_square``."""
-    out = []
-    for image in images:
-        image = np.asarray(image, np.float32)
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.ndim != 3 or image.shape[-1] != config.channels:
-            raise LoczooError(f"images must be [H, W] or [H, W, {config.channels}] for this "
-                              f"model, got {image.shape}")
-        out.append(fit_to_square(image, config.input_size))
-    return np.stack(out) if out else np.zeros((0, config.input_size, config.input_size,
-                                               config.channels), np.float32)
-
-
-def predict_probabilities(model, images, batch_size: int, progress=None) -> np.ndarray:
-    """Class probabilities [N, classes] for network inputs [N, S, S, C], batch by batch;
-    ``progress(done, total)`` after each batch."""
-    parts = []
-    for start in range(0, len(images), batch_size):
-        parts.append(np.asarray(model(images[start:start + batch_size], training=False)))
-        if progress is not None:
-            progress(min(start + batch_size, len(images)), len(images))
-    return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
-
-
-def cell_imaging(config) -> CellImagingConfig:
-    """The simulator settings for a PLCNN config: its input size, a DNA channel when it takes
-    two channels, and its class names as the patterns."""
-    unknown = [c for c in config.class_names if c not in PATTERNS]
-    if unknown or config.channels > 2:
-        raise LoczooError(f"the cell-pattern simulator draws 1 or 2 channels of the patterns "
-                          f"{', '.join(PATTERNS)}; this config has {config.channels} channels "
-                          f"and the classes {', '.join(unknown)} it cannot draw")
-    return CellImagingConfig(size=config.input_size, dna_channel=config.channels == 2,
-                             patterns=tuple(config.class_names))
+    return fit_images(images, config.input_size, config.channels)
 
 
 def augment(images, seed):
@@ -185,44 +80,6 @@ def make_dataset(config, split: str, source: LabelledImages | None = None,
                                                     rerandomize_each_iteration=True)
     batches = balanced.batch(b, drop_remainder=True).enumerate()
     return batches.map(lambda i, xy: (augment(xy[0], tf.stack([base, i])), xy[1]))
-
-
-def check_source(config, source: LabelledImages) -> None:
-    """A data set fits a config when its classes and image shape match."""
-    expected = (config.input_size, config.input_size, config.channels)
-    if tuple(source.class_names) != tuple(config.class_names):
-        raise LoczooError(f"the data's classes {list(source.class_names)} differ from the "
-                          f"model's {list(config.class_names)}")
-    if source.images.shape[1:] != expected:
-        raise LoczooError(f"images are {source.images.shape[1:]}, the model takes {expected}")
-    if len(source.labels) == 0:
-        raise LoczooError("the data set has no images")
-    counts = np.bincount(source.labels, minlength=config.n_classes)
-    if counts.min() < 2:
-        empty = [c for c, n in zip(config.class_names, counts) if n < 2]
-        raise LoczooError(f"every class needs at least 2 images (one to validate on); "
-                          f"{', '.join(empty)} {'has' if len(empty) == 1 else 'have'} fewer")
-
-
-def stratified_folds(labels, folds: int, seed: int) -> list[np.ndarray]:
-    """Indices of ``folds`` test folds for k-fold cross-validation: each class is shuffled and
-    dealt round-robin, so every fold holds each class in proportion (within one image)."""
-    labels = np.asarray(labels)
-    if folds < 2:
-        raise LoczooError(f"cross-validation needs at least 2 folds, got {folds}")
-    counts = np.bincount(labels)
-    if counts[counts > 0].min() < folds:
-        raise LoczooError(f"{folds} folds need at least {folds} images per class; the "
-                          f"smallest class has {counts[counts > 0].min()}")
-    rng = np.random.default_rng(seed)
-    members = [[] for _ in range(folds)]
-    offset = 0
-    for label in np.flatnonzero(counts):
-        idx = rng.permutation(np.flatnonzero(labels == label))
-        for j, i in enumerate(idx):
-            members[(j + offset) % folds].append(i)
-        offset += len(idx)  # continue dealing where the last class stopped: balanced sizes
-    return [np.sort(np.asarray(m, int)) for m in members]
 
 
 def tensor_layout(config):

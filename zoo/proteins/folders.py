@@ -1,8 +1,8 @@
 """Readers for protein-localization image sets as their archives unpack: one folder per class
 (2D HeLa, CHO; LOCATE with paired protein / DNA images) or image lists with labels (DeepYeast).
 
-Images keep their own size here; ``loczoo.plcnn.pipeline.fit_to_square`` brings them to a
-network's input. Unreadable images are reported by name and skipped (``ImageSet.skipped``);
+Images keep their own size here; ``loczoo.proteins.images.fit_to_square`` brings them to
+a network's input. Unreadable images are reported by name and skipped (``ImageSet.skipped``);
 a layout that does not match gives one ``LoczooError``.
 """
 

@@ -15,11 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from loczoo.errors import LoczooError
+from loczoo.layout import localizer_layout
 from loczoo.smlm.normalize import minmax_statistics, minmax_then_standardize
 from loczoo.smlm.pipeline import (
     LocalizerConfig,
     localize_map,
-    localizer_layout,
     raw_patches,
     training_pairs,
 )

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from loczoo.errors import LoczooError
 from loczoo.smlm.postprocess import REFINEMENTS, heatmap_to_localizations
-from loczoo.smlm.simulate import ImagingConfig, dense_2d_imaging, simulate
+from loczoo.smlm.simulate import ImagingConfig, dense_2d_imaging, simulate, simulate_stack
 from loczoo.smlm.trainingdata import TrainingData
 
 SPLIT_SEED_OFFSET = {"train": 0, "validation": 7_919}
@@ -174,6 +174,14 @@ def no_data_constants(config, source=None, seed: int = 0, batches: int = 32):
     return config
 
 
+def simulated_frames(config, count: int, height: int, width: int, *, seed: int = 0) -> np.ndarray:
+    """``count`` consecutive camera frames [count, H, W] (ADU, float32) simulated with
+    ``config.imaging``: the raw data ``preprocess`` takes (the entry contract's
+    ``simulate_raw`` of every entry whose config carries an ``ImagingConfig``)."""
+    frames, _ = simulate_stack(config.imaging, count, height, width, seed=seed)
+    return np.asarray(frames, np.float32)
+
+
 def raw_frames_input(frames, config=None):
     """Camera frames [N, H, W] (ADU) -> float32 batch [N, H, W, 1]: ``preprocess`` of entries
     whose models normalise each frame themselves."""
@@ -193,17 +201,3 @@ def localize_map(outputs, config, *, pixel_size_nm: float, height: int, width: i
         outputs, threshold=config.threshold * scale, pixel_size_nm=pixel_size_nm / up,
         neighborhood=config.neighborhood, refine=config.refine, height=height * up,
         width=width * up, confidence_scale=scale)
-
-
-def localizer_layout(config, output_channels: tuple[str, ...], receptive_radius: int,
-                     preprocessing: tuple[dict, ...] = ()):
-    """The export layout of an image-to-map entry: one camera frame in, maps on a grid
-    ``upsampling`` times finer out. ``receptive_radius`` is in output (upsampled) pixels."""
-    from loczoo.layout import TensorLayout
-
-    up = config.upsampling
-    return TensorLayout(input_channels=("frame",), output_channels=output_channels,
-                        input_multiple=config.input_multiple, upsampling=up,
-                        tile_margin=max(2, -(-receptive_radius // up)),
-                        preprocessing=preprocessing,
-                        pixel_size_nm=config.imaging.pixel_size_nm)

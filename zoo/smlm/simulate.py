@@ -20,7 +20,7 @@ them; ``tests/test_simulate.py`` pins them).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
@@ -396,6 +396,13 @@ def dense_2d_imaging() -> ImagingConfig:
         photon_params=(800.0, 6000.0), psf_sigma_nm=(90.0, 135.0),
         background_photons=(5.0, 120.0), background_field_fraction=0.3,
         camera=CameraConfig(qe=1.0, read_noise_e=1.5, e_per_adu=0.5, baseline_adu=100.0))
+
+
+def dense_2d_blinking_imaging() -> ImagingConfig:
+    """``dense_2d_imaging`` with blinking: emitters stay on for 1 frame on average
+    (exponential), so neighbouring frames share emitters (DECODE's 2D preset and the
+    ``dense_2d_blinking`` data set)."""
+    return replace(dense_2d_imaging(), on_time_frames=1.0)
 
 
 def smlm2016_3d_imaging() -> ImagingConfig:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from loczoo.smlm.pipeline import localize_map, localizer_layout, training_pairs
+from loczoo.layout import localizer_layout
+from loczoo.smlm.pipeline import localize_map, training_pairs
 from loczoo.subpixel_dt.target import distance_transform_target
 
 

@@ -1,6 +1,7 @@
-"""Stratified k-fold cross-validation of a classifier (the PLCNN paper's CHO protocol): one
-run folder per fold, then every image's prediction from the fold that held it out, the
-accuracy per fold (mean and spread), per class, and the confusion matrix (CSV and PNG)."""
+"""Stratified k-fold cross-validation of any classification entry (the PLCNN paper's CHO
+protocol): one run folder per fold (``loczoo.training.train``), then every image's prediction
+from the fold that held it out, the accuracy per fold (mean and spread), per class, and the
+confusion matrix (CSV and PNG)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from loczoo.bundle import load_bundle
+from loczoo.errors import LoczooError
 from loczoo.outputs import atomic_folder, atomic_path, prepare_folder_output
-from loczoo.plcnn.pipeline import LabelledImages, predict_probabilities, stratified_folds
+from loczoo.proteins.images import LabelledImages, predict_probabilities, stratified_folds
+from loczoo.registry import ZooEntry
+from loczoo.training import train
 
 
-def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
+def cross_validate(entry: ZooEntry, config, source: LabelledImages, out, *, folds: int,
                    steps_per_epoch: int, epochs: int, seed: int = 0, quiet: bool = False,
                    data_description: str = "", command: str = "",
                    overwrite: bool = False) -> dict:
@@ -26,6 +31,9 @@ def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
     ``predictions.csv``, ``confusion.csv``, ``confusion.png`` and ``summary.json``; returns the
     summary."""
 
+    if entry.task != "classification":
+        raise LoczooError(f"cross-validation is for classification entries; {entry.name} is a "
+                          f"{entry.task} entry")
     out = prepare_folder_output(out, overwrite)
     config = entry.prepare_config(config, source, seed)  # the data's classes and channels
     held_out = stratified_folds(source.labels, folds, seed)
@@ -37,9 +45,6 @@ def cross_validate(entry, config, source: LabelledImages, out, *, folds: int,
 
 def _run_folds(entry, config, source, partial: Path, held_out, steps_per_epoch, epochs, seed,
                quiet, data_description, command) -> dict:
-    from loczoo.bundle import load_bundle
-    from loczoo.training import train
-
     folds = len(held_out)
     probabilities = np.zeros((len(source.labels), config.n_classes), np.float32)
     fold_of = np.zeros(len(source.labels), int)
@@ -53,6 +58,7 @@ def _run_folds(entry, config, source, partial: Path, held_out, steps_per_epoch, 
                        validation_steps=math.ceil(len(indices) / config.batch_size),
                        seed=seed + k, quiet=quiet, data_description=data_description,
                        command=command)
+        # The fold's images are already at the network's input (``fit_to_square``).
         probabilities[indices] = predict_probabilities(
             load_bundle(str(folder)).model, source.images[indices], config.batch_size)
         fold_of[indices] = k
