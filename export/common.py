@@ -99,32 +99,14 @@ def sample_raw_input(source: ExportSource, size: tuple[int, int], seed: int = 1)
     simulator (the contract's ``simulate_raw``): camera frames in ADU for localization entries
     (frames t-1, t, t+1 as channels for a 3-frame model), a cell image for classifiers."""
     layout, config, entry = source.layout, source.bundle.config, source.entry
-    simulate_raw = getattr(entry, "simulate_raw", None) or _simulate_raw_fallback(source)
+    simulate_raw = entry.simulate_raw
+    if simulate_raw is None:
+        raise LoczooError(f"{entry.name} registers no simulate_raw: exports need sample input")
     if not layout.spatial_output:
         images = np.asarray(simulate_raw(config, 1, *size, seed=seed), np.float32)
         return images[..., :len(layout.input_channels)]
     frames = simulate_raw(config, 2 * entry.frame_context + 1, *size, seed=seed)
     return np.moveaxis(np.asarray(frames, np.float32), 0, -1)[None]
-
-
-def _simulate_raw_fallback(source: ExportSource):
-    """``simulate_raw`` for entries registered without it: frames from a localization config's
-    ``imaging`` (``loczoo.smlm.pipeline.simulated_frames``), or a cell from the shared protein
-    simulator for classifiers; never an entry's own code. Transitional: to go once every entry
-    registers ``simulate_raw``."""
-    if source.layout.spatial_output:
-        from loczoo.smlm.pipeline import simulated_frames
-
-        return simulated_frames
-
-    def cells(config, count: int, height: int, width: int, *, seed: int = 0) -> np.ndarray:
-        from loczoo.proteins.simulate import CellImagingConfig, simulate_cells
-
-        imaging = CellImagingConfig(size=height,
-                                    dna_channel=len(source.layout.input_channels) == 2)
-        return np.asarray(simulate_cells([seed, 0], [0] * count, imaging)["images"], np.float32)
-
-    return cells
 
 
 def network_input(source: ExportSource, raw: np.ndarray) -> np.ndarray:

@@ -55,7 +55,7 @@ def test_small_coordinate_bias_on_isolated_emitters(name):
 def test_classifier_preset_on_held_out_synthetic_cells(name):
     """The synthetic-cell preset on cells from seeds no training stream uses (its benchmark,
     benchmarks/plcnn.py, measured the accuracy this limit comes from)."""
-    from loczoo.plcnn.pipeline import cell_imaging
+    from loczoo.proteins.images import cell_imaging
     from loczoo.proteins.simulate import balanced_labels, simulate_cells
 
     bundle = load_bundle(name)

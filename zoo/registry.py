@@ -181,6 +181,16 @@ class LayoutFactory(Protocol):
     def __call__(self, config: Any, /) -> TensorLayout: ...
 
 
+class RawSimulator(Protocol):
+    """``simulate_raw(config, count, height, width, *, seed=0)``: raw data as ``preprocess``
+    takes it, from the entry's simulator: ``count`` consecutive camera frames [count, H, W] in
+    ADU (localization) or ``count`` images [count, H, W, C] (classification). Exports make
+    their sample and test inputs with it."""
+
+    def __call__(self, config: Any, count: int, height: int, width: int, /, *,
+                 seed: int = 0) -> np.ndarray: ...
+
+
 class Explainer(Protocol):
     """``explain(model, inputs, config) -> maps``: one explanation map per input (e.g. Grad-CAM
     [N, H, W] in [0, 1]) for network inputs as ``preprocess`` makes them."""
@@ -212,6 +222,8 @@ class ZooEntry:
     citations: (text, "doi:..." or URL) of the method's papers, for model cards and packages.
     explain: explanation maps of the network's decisions (PLCNN: Grad-CAM); None if the entry
         has none.
+    simulate_raw: raw input data from the entry's simulator, for exports' sample and test
+        inputs.
     """
 
     name: str
@@ -235,6 +247,7 @@ class ZooEntry:
     tensor_layout: LayoutFactory | None = None
     citations: tuple[tuple[str, str], ...] = ()
     explain: Explainer | None = None
+    simulate_raw: RawSimulator | None = None
 
     def optimizer(self, config: TrainableConfig):
         import keras

@@ -15,6 +15,7 @@ from loczoo.decode.pipeline import (
 )
 from loczoo.decode.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
+from loczoo.smlm.pipeline import simulated_frames
 
 ENTRY = register(ZooEntry(
     name="decode",
@@ -31,6 +32,7 @@ ENTRY = register(ZooEntry(
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
+    simulate_raw=simulated_frames,
     citations=CITATIONS,
     make_optimizer=make_optimizer,
     frame_context=FRAME_CONTEXT,

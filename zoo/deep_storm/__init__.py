@@ -12,6 +12,7 @@ from loczoo.smlm.heatmaps import (
     preprocess,
     tensor_layout,
 )
+from loczoo.smlm.pipeline import simulated_frames
 
 ENTRY = register(ZooEntry(
     name="deep_storm",
@@ -27,5 +28,6 @@ ENTRY = register(ZooEntry(
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
+    simulate_raw=simulated_frames,
     citations=CITATIONS,
 ))

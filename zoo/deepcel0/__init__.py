@@ -13,6 +13,7 @@ from loczoo.smlm.heatmaps import (
     preprocess,
     tensor_layout,
 )
+from loczoo.smlm.pipeline import simulated_frames
 
 ENTRY = register(ZooEntry(
     name="deepcel0",
@@ -28,5 +29,6 @@ ENTRY = register(ZooEntry(
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
+    simulate_raw=simulated_frames,
     citations=CITATIONS,
 ))

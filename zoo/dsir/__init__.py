@@ -6,7 +6,7 @@ from loczoo.dsir.model import build_model
 from loczoo.dsir.pipeline import make_dataset, make_optimizer, postprocess, tensor_layout
 from loczoo.dsir.presets import CITATIONS, DEFAULT_PRESET, PRESETS
 from loczoo.registry import ZooEntry, register
-from loczoo.smlm.pipeline import no_data_constants, raw_frames_input
+from loczoo.smlm.pipeline import no_data_constants, raw_frames_input, simulated_frames
 
 ENTRY = register(ZooEntry(
     name="dsir",
@@ -23,6 +23,7 @@ ENTRY = register(ZooEntry(
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
+    simulate_raw=simulated_frames,
     citations=CITATIONS,
     make_optimizer=make_optimizer,
 ))

@@ -13,6 +13,7 @@ from loczoo.plcnn.loss import make_loss
 from loczoo.plcnn.model import build_model
 from loczoo.plcnn.pipeline import make_dataset, prepare_config, preprocess, tensor_layout
 from loczoo.plcnn.presets import CITATIONS, DEFAULT_PRESET, PRESETS
+from loczoo.proteins.images import simulated_cells
 from loczoo.registry import ZooEntry, register
 
 ENTRY = register(ZooEntry(
@@ -30,6 +31,7 @@ ENTRY = register(ZooEntry(
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
+    simulate_raw=simulated_cells,
     citations=CITATIONS,
     explain=explain,
     make_metrics=lambda config: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],

@@ -160,6 +160,18 @@ def predict_probabilities(model, images, batch_size: int,
     return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
+def simulated_cells(config, count: int, height: int, width: int, *,
+                    seed: int = 0) -> np.ndarray:
+    """``count`` cell images [count, H, W, C] (float32) of the first class from the cell-pattern
+    simulator, for a classifier's config: the contract's ``simulate_raw`` of classifiers whose
+    inputs are cell images (one channel, or two with a DNA stain). Images are square, of
+    side ``height``."""
+    from loczoo.proteins.simulate import CellImagingConfig, simulate_cells
+
+    imaging = CellImagingConfig(size=height, dna_channel=config.channels == 2)
+    return np.asarray(simulate_cells([seed, 0], [0] * count, imaging)["images"], np.float32)
+
+
 def cell_imaging(config):
     """The cell-pattern simulator's settings for a classifier's config: its input size, a DNA
     channel when it takes two channels, and its class names as the patterns."""

@@ -1,7 +1,7 @@
 """The sub-pixel distance-transform CNN of Yee, Hagen and Ventura."""
 
 from loczoo.registry import ZooEntry, register
-from loczoo.smlm.pipeline import no_data_constants, raw_frames_input
+from loczoo.smlm.pipeline import no_data_constants, raw_frames_input, simulated_frames
 from loczoo.subpixel_dt.config import SubpixelDTConfig
 from loczoo.subpixel_dt.loss import make_loss
 from loczoo.subpixel_dt.model import build_model
@@ -23,5 +23,6 @@ ENTRY = register(ZooEntry(
     presets=PRESETS,
     default_preset=DEFAULT_PRESET,
     tensor_layout=tensor_layout,
+    simulate_raw=simulated_frames,
     citations=CITATIONS,
 ))
