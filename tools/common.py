@@ -86,6 +86,48 @@ def check_pair(flag: str, pair) -> None:
         raise LoczooError(f"{flag} takes LOW HIGH with LOW <= HIGH, got {pair[0]:g} {pair[1]:g}")
 
 
+def camera_item(text: str, extra_names: tuple[str, ...] = ()) -> str:
+    """argparse type of ``--camera``: a named camera (or one of ``extra_names``) or KEY=VALUE
+    of a known field with a finite value (``loczoo.smlm.cameras.check_camera_item``; no
+    TensorFlow import)."""
+    from loczoo.errors import LoczooError
+    from loczoo.smlm.cameras import check_camera_item
+
+    if text.strip().lower() in extra_names:
+        return text.strip()
+    try:
+        return check_camera_item(text)
+    except LoczooError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_camera_argument(parser: argparse.ArgumentParser, help: str,
+                        extra_names: tuple[str, ...] = ()) -> None:
+    """The repeatable ``--camera`` flag of every tool (``loczoo.smlm.cameras``); its items are
+    checked as they are parsed, before any work. ``extra_names``: names a tool accepts besides
+    the named cameras (simulate's ``custom`` of earlier versions)."""
+
+    def parse(text: str) -> str:
+        return camera_item(text, extra_names)
+
+    parse.__name__ = "camera"  # argparse names the type in errors
+    parser.add_argument("--camera", action="append", default=[], type=parse,
+                        metavar="NAME|KEY=VALUE", help=help)
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser, *, steps_per_epoch: int,
+                           epochs: int) -> None:
+    """The training-length flags of ``train`` and ``finetune``, with their checked ranges."""
+    parser.add_argument("--steps-per-epoch", type=number(int, min=1, max=10**7),
+                        default=steps_per_epoch, help="training steps (batches) per epoch")
+    parser.add_argument("--epochs", type=number(int, min=1, max=10**6), default=epochs,
+                        help="epochs to train (the run stops earlier only when interrupted)")
+    parser.add_argument("--validation-steps", type=number(int, min=1, max=10**6), default=20,
+                        help="validation batches after each epoch")
+    parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=0,
+                        help="seed of the simulator, the data order and the initial weights")
+
+
 def _sigterm_as_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 

@@ -2,7 +2,8 @@
 
 (a) the user's TIFF stack with its ground-truth CSV (``--data STACK --gt TRUTH.csv``), or
 (b) the simulator set to the user's imaging conditions (``--data STACK`` without ``--gt``),
-    estimated from the raw stack: camera baseline and gain from the mean-variance relation,
+    estimated from the raw stack: camera baseline and gain from the mean-variance relation
+    (or the stack's known camera, ``--camera``, as ``loczoo localize`` takes it),
     PSF sigma from isolated spots, emitter density and photons from a first localization pass
     (with the Deep-STORM preset, which needs no camera). The estimates are printed
     (``--estimate-only`` stops there). ``--set`` changes any of them, or sets the simulator by
@@ -19,8 +20,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from loczoo.tools.common import import_tensorflow_quietly, number, standalone
-from loczoo.tools.train import add_schedule_arguments
+from loczoo.tools.common import (
+    add_camera_argument,
+    add_schedule_arguments,
+    import_tensorflow_quietly,
+    number,
+    standalone,
+)
 
 FIRST_PASS_FRAMES = 200  # frames localized to estimate density, photons (and the camera)
 FIRST_PASS_MODEL = "deep_storm"
@@ -40,7 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixel size (nm) of --data, if its metadata has none")
     parser.add_argument("--emccd", action="store_true",
                         help="the stack comes from an EMCCD camera (gain estimation accounts "
-                             "for its excess noise factor 2)")
+                             "for its excess noise factor 2; with --camera, its em_gain says "
+                             "it)")
+    add_camera_argument(
+        parser, "the stack's known camera, changing the model's (imaging.camera): a named "
+                "camera first (scmos, emccd, smlm2016), then KEY=VALUE changes (qe, em_gain "
+                "(none: no EM gain), read_noise_e, e_per_adu, photons_per_adu, baseline_adu, "
+                "saturation_adu, spurious_charge_e), e.g. --camera scmos --camera "
+                "baseline_adu=500; the simulator uses it, and the estimate from --data then "
+                "measures no gain or offset (repeatable)")
     parser.add_argument("--estimate-only", action="store_true",
                         help="print the imaging estimates and the simulator settings, do not "
                              "train")
@@ -60,11 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
-def estimate_conditions(stack, emccd: bool, quiet: bool):
+def estimate_conditions(stack, emccd: bool, quiet: bool, camera=None):
     """Imaging estimate of ``stack`` (a read TIFF stack), with a first localization pass for
     density, photons and, in crowded data, the camera. The pass uses FIRST_PASS_MODEL, whatever
     model is fine-tuned: it normalises each frame, so it needs no camera, and the model being
-    fine-tuned may be the one that fails on these data."""
+    fine-tuned may be the one that fails on these data. ``camera`` (a ``CameraConfig``, from
+    ``--camera``): the stack's known camera; its gain and offset are then not measured."""
     import numpy as np
 
     from loczoo.bundle import load_bundle
@@ -77,8 +92,13 @@ def estimate_conditions(stack, emccd: bool, quiet: bool):
     first_pass = load_bundle(FIRST_PASS_MODEL)
     locs = first_pass.localize(chosen, pixel_size_nm=pixel, progress=ProgressPrinter(
         f"first localization pass ({first_pass.source})", quiet=quiet))
+    known = None
+    if camera is not None:
+        from loczoo.smlm.cameras import known_camera_estimate
+
+        known = known_camera_estimate(camera)
     return estimate_imaging(chosen, pixel, localizations=locs,
-                            excess_noise_factor=2.0 if emccd else 1.0)
+                            excess_noise_factor=2.0 if emccd else 1.0, camera=known)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,40 +145,62 @@ def finetuning_config(args):
     """(entry, config) to fine-tune with: the parent's configuration with the estimated imaging
     conditions of ``--data`` (simulator mode), a lower learning rate and ``--set``. A resumed
     run keeps the configuration it started with."""
+    from dataclasses import replace
+
     from loczoo.bundle import load_bundle
     from loczoo.config import with_overrides
     from loczoo.errors import LoczooError
     from loczoo.registry import get_entry
     from loczoo.runfolder import CONFIG, read_config, read_metadata
-    from loczoo.tools.train import read_stack_with_pixel_size
+    from loczoo.smlm.cameras import describe_camera
+    from loczoo.tools.train import apply_camera, read_stack_with_pixel_size
 
     if args.resume:
         if not (Path(args.out) / CONFIG).is_file():
             raise LoczooError(f"{args.out} holds no run to resume")
         entry = get_entry(read_metadata(args.out).get("entry"))
         print(f"resuming {args.out} with the settings it started with")
-        return entry, read_config(args.out, entry.config_cls)
+        config = read_config(args.out, entry.config_cls)
+        if apply_camera(config, args.camera, "the run's camera") != config:
+            raise LoczooError(f"--camera differs from the camera {args.out} was started with "
+                              f"({describe_camera(config.imaging.camera)}); a resumed run keeps "
+                              f"its settings")
+        return entry, config
     parent = load_bundle(args.model)
     entry, config = parent.entry, parent.config
     if entry.task != "localization":
         raise LoczooError(f"loczoo finetune is for localization models; train {entry.name} "
                           f"on labelled images with `loczoo train {entry.name} --init "
                           f"{args.model} --data FOLDER`")
+    # The stack's camera, checked before any work: it replaces the estimated one.
+    camera = apply_camera(config, args.camera, "the model's camera").imaging.camera \
+        if args.camera else None
+    if camera is not None and args.emccd and camera.em_gain is None:
+        raise LoczooError("--emccd says the stack is from an EMCCD, but --camera gives a camera "
+                          "without EM gain; drop --emccd or add --camera em_gain=G")
     overrides = []
     if args.data and not args.gt:
         stack = read_stack_with_pixel_size(args.data, args.pixel_size)
-        estimate = estimate_conditions(stack, args.emccd, args.quiet)
+        emccd = args.emccd if camera is None else camera.em_gain is not None
+        estimate = estimate_conditions(stack, emccd, args.quiet, camera)
         print(f"estimated from {args.data} ({stack.frames.shape[0]} frames of "
               f"{stack.frames.shape[1]} x {stack.frames.shape[2]} px, "
               f"{stack.pixel_size_nm:g} nm):")
         for line in estimate.summary_lines():
             print(f"  {line}")
         overrides = estimate.imaging_overrides()  # the pixel size included
+        if camera is not None:  # the given camera, not its estimate-shaped copy
+            overrides = [item for item in overrides if not item.startswith("imaging.camera.")]
     if hasattr(config, "learning_rate"):
         overrides.append(f"learning_rate={args.learning_rate or config.learning_rate / 10:g}")
-    settings = overrides + args.set
+    if camera is not None:
+        print(f"camera: {describe_camera(camera)} (given with --camera)")
+    settings = overrides + [f"camera {' '.join(args.camera)}"] * bool(args.camera) + args.set
     print(f"fine-tuning {parent.source} with {' '.join(settings) or 'its own settings'}")
-    return entry, with_overrides(config, settings)
+    config = with_overrides(config, overrides)
+    if camera is not None:
+        config = replace(config, imaging=replace(config.imaging, camera=camera))
+    return entry, with_overrides(config, args.set)
 
 
 def recalibrate(folder, source, seed: int) -> None:

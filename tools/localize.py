@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from loczoo.tools.common import import_tensorflow_quietly, number, standalone
+from loczoo.tools.common import add_camera_argument, import_tensorflow_quietly, number, standalone
 
 DEFAULT_MODEL = "deep_storm"
 
@@ -22,11 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera pixel size in nm (default: from the TIFF, else the model's)")
     parser.add_argument("--threshold", type=number(float, min=0),
                         help="detection threshold (default: the one stored with the model)")
-    parser.add_argument("--camera", action="append", default=[], metavar="KEY=VALUE",
-                        help="the stack's camera where it differs from the model's training "
-                             "camera, e.g. --camera baseline_adu=500 --camera e_per_adu=1 "
-                             "(fields: qe, em_gain, e_per_adu, baseline_adu; used by models "
-                             "that read the camera, such as DECODE; repeatable)")
+    add_camera_argument(
+        parser, "the stack's camera where it differs from the model's: a named camera first "
+                "(scmos, emccd, smlm2016), then KEY=VALUE changes (qe, em_gain (none: no EM "
+                "gain), read_noise_e, e_per_adu, photons_per_adu, baseline_adu, "
+                "saturation_adu, spurious_charge_e), e.g. --camera em_gain=none --camera "
+                "photons_per_adu=1 --camera baseline_adu=500; used by models that read the "
+                "camera, such as DECODE (repeatable)")
     parser.add_argument("--render", metavar="IMAGE",
                         help="also write a super-resolved image (.png or .tif)")
     parser.add_argument("--render-pixel", type=number(float, above=0), default=10.0,
@@ -42,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from loczoo.bundle import load_bundle
-    from loczoo.config import with_overrides
     from loczoo.errors import LoczooError
     from loczoo.outputs import check_distinct, prepare_output
     from loczoo.progress import ProgressPrinter
+    from loczoo.smlm.cameras import describe_camera
     from loczoo.smlm.io import LOCALIZATION_SUFFIXES, read_stack, write_localizations
     from loczoo.smlm.render import IMAGE_SUFFIXES
 
@@ -63,13 +65,14 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.model)
     if bundle.entry.task != "localization":
         raise LoczooError(f"{args.model} is a {bundle.entry.task} model, not a localization one")
+    # Checks the items (names, fields, ranges, the EMCCD trap) for every model.
+    bundle = bundle.with_camera(args.camera)
     if args.camera and not bundle.entry.reads_camera:
-        # Bad fields are still refused.
-        with_overrides(bundle.config.imaging.camera, args.camera, "imaging.camera.")
         print(f"note: {bundle.entry.name} normalises each frame and does not read the camera; "
               f"--camera is ignored", file=sys.stderr)
-    else:
-        bundle = bundle.with_camera(args.camera)
+    elif bundle.entry.reads_camera:
+        which = "given with --camera" if args.camera else "the model's; change with --camera"
+        print(f"camera: {describe_camera(bundle.config.imaging.camera)} ({which})")
     if args.threshold is not None:
         bundle.config = replace(bundle.config, threshold=args.threshold)
     pixel_size = stack.pixel_size_nm

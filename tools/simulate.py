@@ -7,7 +7,44 @@ import argparse
 import sys
 from pathlib import Path
 
-from loczoo.tools.common import check_pair, import_tensorflow_quietly, number, standalone
+from loczoo.tools.common import (
+    add_camera_argument,
+    check_pair,
+    import_tensorflow_quietly,
+    number,
+    standalone,
+)
+
+# --flag: the --camera field it sets, its checked type, its help.
+SHORTCUTS = (
+    ("--em-gain", "em_gain", number(float, min=1), "EMCCD gain"),
+    ("--qe", "qe", number(float, above=0, max=1), "quantum efficiency"),
+    ("--read-noise", "read_noise_e", number(float, min=0), "read noise, electrons rms"),
+    ("--e-per-adu", "e_per_adu", number(float, above=0), "electrons per ADU (camera gain)"),
+    ("--baseline", "baseline_adu", number(float), "offset in ADU"),
+)
+
+
+def camera_items(args: argparse.Namespace) -> list[str]:
+    """``--camera`` plus the shortcut flags as one list of items (a named camera first). The
+    ``custom`` of earlier versions (the default camera, set by the shortcuts) is dropped."""
+    from loczoo.errors import LoczooError
+
+    items = list(args.camera)
+    if items and items[0].lower() == "custom":
+        items = items[1:]
+    for flag, key, _, _ in SHORTCUTS:
+        value = getattr(args, key_to_dest(flag))
+        if value is None:
+            continue
+        if any(item.split("=", 1)[0].strip() == key for item in items):
+            raise LoczooError(f"{flag} and --camera {key}=... both set {key}; give one")
+        items.append(f"{key}={value!r}")
+    return items
+
+
+def key_to_dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,18 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("LO", "HI"), help="PSF sigma in nm, per emitter")
     parser.add_argument("--background", type=number(float, min=0), nargs=2, default=(20.0, 20.0),
                         metavar=("LO", "HI"), help="background photons per pixel")
-    parser.add_argument("--em-gain", type=number(float, min=1),
-                        help="EMCCD gain (default: no EM gain)")
-    parser.add_argument("--qe", type=number(float, above=0, max=1), default=1.0,
-                        help="quantum efficiency")
-    parser.add_argument("--read-noise", type=number(float, min=0), default=1.5,
-                        help="electrons rms")
-    parser.add_argument("--e-per-adu", type=number(float, above=0), default=0.5,
-                        help="electrons per ADU (camera gain)")
-    parser.add_argument("--baseline", type=number(float), default=100.0, help="ADU")
-    parser.add_argument("--camera", choices=("custom", "smlm2016"), default="custom",
-                        help="smlm2016: the SMLM 2016 challenge EMCCD (replaces the camera "
-                             "options above)")
+    add_camera_argument(
+        parser, "the simulated camera: a named camera first (scmos: 1 photon/ADU, QE 1; emccd; "
+                "smlm2016: the SMLM 2016 challenge EMCCD), then KEY=VALUE changes (qe, em_gain "
+                "(none: no EM gain), read_noise_e, e_per_adu, photons_per_adu, baseline_adu, "
+                "saturation_adu, spurious_charge_e), e.g. --camera scmos --camera "
+                "baseline_adu=500 (repeatable; default: QE 1, no EM gain, read noise 1.5 e-, "
+                "0.5 e-/ADU, baseline 100 ADU)", extra_names=("custom",))
+    # The flags of earlier versions, kept as shortcuts for --camera KEY=VALUE items.
+    for flag, key, kind, help_text in SHORTCUTS:
+        parser.add_argument(flag, type=kind, help=f"{help_text} (shortcut for --camera "
+                                                  f"{key}=...)")
     parser.add_argument("--z-range", type=number(float), nargs=2, default=(0.0, 0.0),
                         metavar=("LO", "HI"), help="z in nm, uniform per emitter (default: 2D)")
     parser.add_argument("--astigmatism", action="store_true",
@@ -66,13 +102,11 @@ def run(args: argparse.Namespace) -> int:
     prepare_output(gt_path, args.overwrite, suffixes=LOCALIZATION_SUFFIXES)
     check_distinct(args.out, gt_path)
     # The configs validate every option before anything is written.
+    from loczoo.smlm.cameras import describe_camera, parse_camera
     from loczoo.smlm.simulate import AstigmatismConfig, CameraConfig, ImagingConfig
 
-    if args.camera == "smlm2016":
-        camera = CameraConfig.smlm2016()
-    else:
-        camera = CameraConfig(qe=args.qe, em_gain=args.em_gain, read_noise_e=args.read_noise,
-                              e_per_adu=args.e_per_adu, baseline_adu=args.baseline)
+    camera = parse_camera(camera_items(args), CameraConfig(), what="the default camera",
+                          prefix="camera.")
     imaging = ImagingConfig(
         pixel_size_nm=args.pixel_size, density_per_um2=tuple(args.density),
         photon_params=tuple(args.photons), psf_sigma_nm=tuple(args.sigma),
@@ -102,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"stack: {args.out} ({args.frames} frames of {args.size[0]} x {args.size[1]} px, "
           f"{args.pixel_size:g} nm pixels)")
     print(f"ground truth: {gt_path} ({len(truth)} emitters)")
+    print(f"camera: {describe_camera(camera)}")
     return 0
 
 

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from loczoo.distribute import STRATEGIES
-from loczoo.tools.common import import_tensorflow_quietly, number, standalone
+from loczoo.tools.common import (
+    add_camera_argument,
+    add_schedule_arguments,
+    import_tensorflow_quietly,
+    number,
+    standalone,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tfds-dir", help="tensorflow-datasets data_dir for --data tfds:... "
                                            "(default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     parser.add_argument("--gt", help="ground-truth CSV for --data STACK")
+    add_camera_argument(
+        parser, "the simulator's camera (imaging.camera of the configuration), applied after "
+                "--set: a named camera first (scmos, emccd, smlm2016), then KEY=VALUE changes "
+                "(qe, em_gain (none: no EM gain), read_noise_e, e_per_adu, photons_per_adu, "
+                "baseline_adu, saturation_adu, spurious_charge_e), e.g. --camera scmos --camera "
+                "baseline_adu=500; models that read the camera (DECODE) also use it on --data "
+                "STACK (repeatable)")
     parser.add_argument("--folds", type=number(int, min=0, max=100), default=0,
                         help="classification: stratified k-fold cross-validation with this many "
                              "folds (one run folder per fold in --out, plus predictions, "
@@ -49,19 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "multiworker: several machines, each given TF_CONFIG (see "
                              "loczoo.distribute). The batch size is the global batch")
     parser.add_argument("--quiet", action="store_true")
-
-
-def add_schedule_arguments(parser: argparse.ArgumentParser, *, steps_per_epoch: int,
-                           epochs: int) -> None:
-    """The training-length flags of ``train`` and ``finetune``, with their checked ranges."""
-    parser.add_argument("--steps-per-epoch", type=number(int, min=1, max=10**7),
-                        default=steps_per_epoch, help="training steps (batches) per epoch")
-    parser.add_argument("--epochs", type=number(int, min=1, max=10**6), default=epochs,
-                        help="epochs to train (the run stops earlier only when interrupted)")
-    parser.add_argument("--validation-steps", type=number(int, min=1, max=10**6), default=20,
-                        help="validation batches after each epoch")
-    parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=0,
-                        help="seed of the simulator, the data order and the initial weights")
 
 
 def training_inputs(args) -> list:
@@ -112,6 +112,25 @@ def parent_config(entry, init: str, config_name: str | None):
     if parent.entry.name != entry.name:
         raise LoczooError(f"--init {init} is a {parent.entry.name} model, not {entry.name}")
     return parent.config
+
+
+def apply_camera(config, items: list[str], what: str = "the configuration's camera"):
+    """``config`` with ``imaging.camera`` changed by ``--camera`` ``items``
+    (``loczoo.smlm.cameras.parse_camera``); unchanged without items. Entries without a
+    simulated camera refuse them."""
+    from dataclasses import replace
+
+    from loczoo.errors import LoczooError
+    from loczoo.smlm.cameras import parse_camera
+
+    if not items:
+        return config
+    imaging = getattr(config, "imaging", None)
+    if not hasattr(imaging, "camera"):
+        raise LoczooError(f"--camera: a {type(config).__name__} has no camera "
+                          f"(imaging.camera); drop --camera")
+    camera = parse_camera(items, imaging.camera, what=what)
+    return replace(config, imaging=replace(imaging, camera=camera))
 
 
 def training_source(args, entry, config):
@@ -191,7 +210,11 @@ def run(args: argparse.Namespace) -> int:
         config = named_config(entry.config_cls, args.config or "default")
     else:
         config = parent_config(entry, args.init, args.config)
-    config = with_overrides(config, args.set)
+    config = apply_camera(with_overrides(config, args.set), args.camera)
+    if args.camera:
+        from loczoo.smlm.cameras import describe_camera
+
+        print(f"camera: {describe_camera(config.imaging.camera)}")
     source, description = training_source(args, entry, config)
     if args.folds:
         return cross_validate_run(args, entry, config, source, description)

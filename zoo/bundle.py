@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from loczoo import runfolder
-from loczoo.config import load_json, with_overrides
+from loczoo.config import load_json
 from loczoo.errors import LoczooError
 from loczoo.presets import download_progress
 from loczoo.registry import KNOWN_ENTRIES, ZooEntry, get_entry
@@ -184,12 +184,17 @@ class ModelBundle:
         return notes
 
     def with_camera(self, overrides: list[str]) -> ModelBundle:
-        """This model for frames from another camera: ``["baseline_adu=500", "e_per_adu=1",
-        ...]`` change the training camera (``config.imaging.camera``). Entries that turn ADU
-        into photons inside the network (``entry.reads_camera``) are rebuilt with it and keep
-        their weights; the others normalise each frame, so they are returned unchanged."""
-        # Checks the keys, types and values (finite numbers) of the overrides.
-        camera = with_overrides(self.config.imaging.camera, overrides, "imaging.camera.")
+        """This model for frames from another camera: ``--camera`` items
+        (``loczoo.smlm.cameras.parse_camera``: a named camera first, e.g. ``scmos``, then
+        ``KEY=VALUE`` such as ``em_gain=none``, ``photons_per_adu=1``, ``baseline_adu=500``)
+        change the training camera (``config.imaging.camera``). Entries that turn ADU into
+        photons inside the network (``entry.reads_camera``) are rebuilt with it and keep their
+        weights; the others normalise each frame, so they are returned unchanged (the items
+        are still checked)."""
+        from loczoo.smlm.cameras import parse_camera
+
+        # Checks names, keys, values (finite, in range) and the EMCCD trap of the items.
+        camera = parse_camera(overrides, self.config.imaging.camera)
         if not overrides or not self.entry.reads_camera:
             return self
         config = replace(self.config, imaging=replace(self.config.imaging, camera=camera))

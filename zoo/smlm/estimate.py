@@ -63,7 +63,8 @@ emitters a spot finder merges), else from the spot finder (a lower bound).
 Crowded data: when flat background covers less than 5 % of the frames and there is no first
 pass, or when the spots do not behave like single emitters under the fitted line, the camera
 estimate raises ``LoczooError`` asking for a first pass or the known camera
-(``CameraEstimate.known``), rather than returning a gain that can be off by tens of percent.
+(``CameraEstimate.known``; on the command line ``loczoo finetune --camera``), rather than
+returning a gain that can be off by tens of percent.
 
 ``estimate_imaging`` runs all three once and turns them into ``imaging.*`` overrides for
 :class:`loczoo.smlm.simulate.ImagingConfig` (``ImagingEstimate.imaging_overrides``).
@@ -96,6 +97,9 @@ _CLIP = 4.0                  # sigma-clipping threshold for variances
 _REL_FLOOR = 0.02            # systematic error floor (relative) per mean-variance bin
 _NB = 7                      # spot parameters before the neighbours' photons and widths
 _SQRT2 = math.sqrt(2.0)
+# How to skip the camera estimate, for its error messages.
+_KNOWN_CAMERA = ("the known camera (loczoo finetune --camera, e.g. --camera scmos --camera "
+                 "baseline_adu=100; in Python camera=CameraEstimate.known(...))")
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
@@ -423,7 +427,7 @@ def _every_index(n: int, limit: int) -> np.ndarray:
 def _enough_for_camera(data: np.ndarray) -> None:
     if len(data) < MIN_CAMERA_FRAMES:
         raise LoczooError(f"too few frames for the camera estimate: {len(data)} usable, need at "
-                          f"least {MIN_CAMERA_FRAMES}")
+                          f"least {MIN_CAMERA_FRAMES}; or give {_KNOWN_CAMERA}")
 
 
 def _rows_subset(extra, rows: np.ndarray, n: int):
@@ -1238,7 +1242,7 @@ def _camera_from(data: np.ndarray, spots: _Spots, excess_noise_factor: float,
             f"cannot measure the camera gain: background regions cover only {100 * coverage:.1f}"
             " % of the frames (a crowded sample), too little to measure the noise on, and "
             "spots found without a first pass are not reliable there; pass a first "
-            "localization pass (localizations) or the known camera")
+            f"localization pass (localizations) or {_KNOWN_CAMERA}")
     if 0 < coverage < _MIN_TILE_FRACTION:
         # The few flat patches of a crowded sample read noisier than the line (by 10-20 % in
         # simulations, even with every emitter masked): leave the noise to the spots.
@@ -1277,7 +1281,7 @@ def _camera_from(data: np.ndarray, spots: _Spots, excess_noise_factor: float,
         if len(v) < 3:
             raise LoczooError("cannot estimate the camera: too few background regions and "
                               "isolated spots to measure the noise at different levels; pass "
-                              "a first localization pass (localizations) or the known camera")
+                              f"a first localization pass (localizations) or {_KNOWN_CAMERA}")
         fit = _fit_line(x, v, count)
         if not (np.isfinite(fit[0]) and fit[0] > 0):
             raise LoczooError("cannot estimate the camera gain: the pixel variance does not "
@@ -1299,7 +1303,7 @@ def _camera_from(data: np.ndarray, spots: _Spots, excess_noise_factor: float,
                 f"cannot measure the camera gain: the spots do not fit as single emitters "
                 f"({100 * clean:.0f} % do; a crowded sample?) and the background does not vary "
                 "enough to measure it instead; pass a first localization pass "
-                "(localizations) or the known camera")
+                f"(localizations) or {_KNOWN_CAMERA}")
         notes.append(f"only {100 * clean:.0f} % of the spots fit as single emitters: camera "
                      "gain from background regions only")
         spot_pts = np.zeros((0, 4))
