@@ -22,6 +22,8 @@ SUBCOMMANDS = {
                              "or the simulator set to its estimated imaging conditions)"),
     "calibrate": ("calibrate", "choose a localization model's detection threshold on "
                                "simulated frames"),
+    "calibrate-psf": ("calibrate_psf", "fit an astigmatic PSF model (widths against z) to a "
+                                       "bead z-stack, write psf.json"),
     "localize": ("localize", "localize molecules in a TIFF stack, write a CSV (and an image)"),
     "evaluate": ("evaluate", "compare localizations with ground truth (SMLM challenge metrics)"),
     "render": ("render", "render localizations to a super-resolved TIFF or PNG image"),

@@ -123,6 +123,15 @@ class AstigmatismConfig:
     sigma_x,y = sigma0 sqrt(1 + ((z +/- 250) / 280)^2): the x focus 250 nm below z = 0, the y
     focus 250 nm above, depth (Rayleigh range) 280 nm, no higher-order terms. At z = 0 the PSF
     is round and sigma0 x 1.34 wide.
+
+    Per-axis in-focus widths (a measured PSF, ``loczoo calibrate-psf``): ``sigma0_x_nm`` and
+    ``sigma0_y_nm`` (both or neither) replace sigma0 along each axis. The emitter's own width s
+    (drawn from ``psf_sigma_nm``) then only scales both: sigma0_x = ``sigma0_x_nm`` x s / s_ref,
+    with s_ref the middle of the ``psf_sigma_nm`` range, so a range (s, s) gives exactly the
+    calibrated widths and a wider one varies them by the same relative amount (robustness of a
+    model to a PSF that changes across the sample). Without a reference (``sigmas``,
+    ``astigmatic_sigmas`` called without ``reference_sigma_nm``) the per-axis widths are used
+    as they are. None (the default) keeps the isotropic in-focus width, bit for bit as before.
     """
 
     focus_x_nm: float = -250.0
@@ -132,10 +141,40 @@ class AstigmatismConfig:
     b_x: float = 0.0
     a_y: float = 0.0
     b_y: float = 0.0
+    sigma0_x_nm: float | None = None
+    sigma0_y_nm: float | None = None
 
     def __post_init__(self):
         if not self.depth_nm > 0:
             raise LoczooError(f"astigmatism depth_nm must be > 0, got {self.depth_nm}")
+        if (self.sigma0_x_nm is None) != (self.sigma0_y_nm is None):
+            raise LoczooError("astigmatism sigma0_x_nm and sigma0_y_nm go together (both or "
+                              f"neither), got {self.sigma0_x_nm} and {self.sigma0_y_nm}")
+        for name in ("sigma0_x_nm", "sigma0_y_nm"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise LoczooError(f"astigmatism {name} must be a number > 0 or null, "
+                                  f"got {value}")
+
+    @classmethod
+    def from_psf_file(cls, path) -> "AstigmatismConfig":
+        """The astigmatic PSF of a ``loczoo calibrate-psf`` file (psf.json), checked by
+        ``loczoo.smlm.psf.read_psf``; simulate with ``psf_sigma_nm`` from
+        ``loczoo.smlm.psf.astigmatism_from_psf`` (the calibrated widths exactly)."""
+        from loczoo.smlm.psf import astigmatism_from_psf, read_psf
+
+        return astigmatism_from_psf(read_psf(path))[0]
+
+    def in_focus_widths(self, sigma0_nm, reference_sigma_nm=None):
+        """(sigma0_x, sigma0_y) for emitters of in-focus width ``sigma0_nm``: both
+        ``sigma0_nm`` without per-axis widths, else the per-axis widths scaled by
+        ``sigma0_nm / reference_sigma_nm`` (unscaled without a reference)."""
+        if self.sigma0_x_nm is None:
+            return sigma0_nm, sigma0_nm
+        # sigma0 * 0 + 1: ones of sigma0's shape and kind (number, array or tensor).
+        scale = sigma0_nm * 0 + 1 if reference_sigma_nm is None else (
+            sigma0_nm / reference_sigma_nm)
+        return self.sigma0_x_nm * scale, self.sigma0_y_nm * scale
 
     def widening_squared(self, z_nm, axis: str):
         """(sigma(z) / sigma0)^2 along ``axis`` ("x" or "y"). Plain arithmetic, so it works on
@@ -146,12 +185,14 @@ class AstigmatismConfig:
         u2 = u * u
         return 1.0 + u2 + a * u2 * u + b * u2 * u2
 
-    def sigmas(self, z_nm, sigma0_nm):
+    def sigmas(self, z_nm, sigma0_nm, reference_sigma_nm=None):
         """(sigma_x, sigma_y) in nm as float64 NumPy arrays, for code that must run without
-        TensorFlow (``loczoo.smlm.metrics``); :func:`astigmatic_sigmas` is the tensor version."""
+        TensorFlow (``loczoo.smlm.metrics``); :func:`astigmatic_sigmas` is the tensor version.
+        ``reference_sigma_nm``: see the class docstring (per-axis widths only)."""
         z = np.asarray(z_nm, dtype=np.float64)
         s0 = np.asarray(sigma0_nm, dtype=np.float64)
-        return s0 * np.sqrt(self.widening_squared(z, "x")), s0 * np.sqrt(
+        s0x, s0y = self.in_focus_widths(s0, reference_sigma_nm)
+        return s0x * np.sqrt(self.widening_squared(z, "x")), s0y * np.sqrt(
             self.widening_squared(z, "y"))
 
     def check_range(self, z_range_nm) -> None:
@@ -170,17 +211,23 @@ class AstigmatismConfig:
                     f"a_{axis}, b_{axis} or the z range")
 
 
-def astigmatic_sigmas(z_nm, sigma0_nm, astigmatism: AstigmatismConfig | None):
+def astigmatic_sigmas(z_nm, sigma0_nm, astigmatism: AstigmatismConfig | None,
+                      reference_sigma_nm: float | None = None):
     """PSF widths (sigma_x, sigma_y) in nm: float32 tensors of the broadcast shape of ``z_nm``
     and ``sigma0_nm`` (any shape). Without astigmatism both are sigma0: the PSF does not
-    change with z."""
+    change with z. ``reference_sigma_nm`` matters only for per-axis in-focus widths
+    (``AstigmatismConfig.sigma0_x_nm``): they are scaled by sigma0 / reference."""
     z = tf.convert_to_tensor(z_nm, tf.float32)
     s0 = tf.convert_to_tensor(sigma0_nm, tf.float32)
     if astigmatism is None:
         s0 = s0 + tf.zeros_like(z)
         return s0, s0
-    return (s0 * tf.sqrt(astigmatism.widening_squared(z, "x")),
-            s0 * tf.sqrt(astigmatism.widening_squared(z, "y")))
+    if astigmatism.sigma0_x_nm is None:  # one in-focus width for both axes, as before
+        return (s0 * tf.sqrt(astigmatism.widening_squared(z, "x")),
+                s0 * tf.sqrt(astigmatism.widening_squared(z, "y")))
+    s0x, s0y = astigmatism.in_focus_widths(s0, reference_sigma_nm)
+    return (s0x * tf.sqrt(astigmatism.widening_squared(z, "x")),
+            s0y * tf.sqrt(astigmatism.widening_squared(z, "y")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -494,7 +541,9 @@ def sample_emitters(seed, batch: int, height: int, width: int, imaging: ImagingC
     if imaging.is_3d:
         # s[6] is the one stream the 2D draws leave unused: 2D frames stay as they were.
         z = tf.where(exists, uniform([batch, max_emitters], s[6], *imaging.z_range_nm), zero)
-        sigma_x, sigma_y = astigmatic_sigmas(z, sigma, imaging.astigmatism)
+        sigma_x, sigma_y = astigmatic_sigmas(
+            z, sigma, imaging.astigmatism,
+            reference_sigma_nm=0.5 * (imaging.psf_sigma_nm[0] + imaging.psf_sigma_nm[1]))
     else:
         z, sigma_x, sigma_y = zero, sigma, sigma
     return {
