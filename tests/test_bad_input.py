@@ -124,6 +124,13 @@ CASES = [
     (f"localize stack.tif --out {LONG}.csv --model run", "file name has"),
     (f"train deep_storm --config tiny --out {LONG}", "file name has"),
     ("localize stack.tif --out notes.txt/l.csv --model run", "is a file, not a folder"),
+    # calibrate-psf: no beads, no z step, a stack too short, tampered inputs
+    ("calibrate-psf stack.tif --out psf.json", "--z-step"),
+    ("calibrate-psf stack.tif --z-step 0 --out psf.json", "> 0"),
+    ("calibrate-psf stack.tif --z-step nan --out psf.json", "finite"),
+    ("calibrate-psf stack.tif --z-step 20 --out psf.json", None),
+    ("calibrate-psf stack.tif --z-step 20 --out stack.tif --overwrite", "must end in .json"),
+    ("calibrate-psf stack.tif --z-step 20 --out p.json --camera baseline_adu=nan", "finite"),
     # 10. truncated images
     ("classify truncated_cell.tif --out p.csv", "truncated"),
     # 11. outputs checked before anything is written

@@ -12,20 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loczoo.tools.common import number, standalone
+from loczoo.tools.common import add_camera_argument, number, standalone
 
 # Keys that set the ADU conversion (photons_per_adu = e_per_adu / (em_gain or 1) / qe).
 _CONVERSION_KEYS = ("photons_per_adu", "e_per_adu", "em_gain", "qe")
-
-
-def _camera_item(text: str) -> str:
-    from loczoo.errors import LoczooError
-    from loczoo.smlm.cameras import check_camera_item
-
-    try:
-        return check_camera_item(text)
-    except LoczooError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a plot of the widths against z and the fit (.png)")
     parser.add_argument("--pixel-size", type=number(float, above=0, max=100_000), metavar="NM",
                         help="camera pixel in nm (default: from the TIFF)")
-    parser.add_argument("--camera", action="append", default=[], metavar="KEY=VALUE",
-                        type=_camera_item,
-                        help="the camera, e.g. --camera baseline_adu=500 --camera "
-                             "photons_per_adu=1 (or e_per_adu, em_gain, qe, saturation_adu, "
-                             "or a named camera first: scmos, emccd, smlm2016; repeatable); "
-                             "without it the baseline is estimated and 1 photon/ADU assumed")
+    add_camera_argument(parser, help="the camera, e.g. --camera scmos --camera baseline_adu=500 "
+                        "(the same items as every loczoo command: a named camera first, then "
+                        "KEY=VALUE; repeatable); without it the baseline is estimated and 1 "
+                        "photon/ADU assumed")
     parser.add_argument("--box", type=number(int, min=5, max=81), metavar="PX",
                         help="fit box side in px, odd (default: about 2 um)")
     parser.add_argument("--skip-saturated", action="store_true",
