@@ -119,6 +119,26 @@ def network_input(source: ExportSource, raw: np.ndarray) -> np.ndarray:
     return inputs[middle:middle + 1]
 
 
+def psf_line(record: dict) -> str:
+    """The calibrated PSF a run was trained on (metadata.json ``psf``: file, sha256, content),
+    in one line for a model card."""
+    psf = record.get("content") if isinstance(record.get("content"), dict) else {}
+
+    def nm(key):
+        value = psf.get(key)
+        return f"{value:g}" if isinstance(value, (int, float)) else "?"
+
+    parts = [f"{record.get('file', 'psf.json')} (sha256 {str(record.get('sha256', '?'))[:12]})"]
+    if psf:
+        z = psf.get("z_range_nm") or ["?", "?"]
+        parts.append(f"astigmatic Gaussian, in-focus sigma {nm('sigma0_x_nm')} / "
+                     f"{nm('sigma0_y_nm')} nm, foci {nm('focus_x_nm')} / {nm('focus_y_nm')} nm, "
+                     f"depth {nm('depth_nm')} nm, valid z {z[0]}..{z[1]} nm, "
+                     f"{nm('pixel_size_nm')} nm pixels"
+                     + (f", from {psf['source']}" if psf.get("source") else ""))
+    return ", ".join(parts)
+
+
 def model_card(source: ExportSource, export_format: str, details: dict) -> str:
     """A short Markdown card: entry, preset, training data and command, measured figures,
     versions, and what this export contains; then the preset's own model card, if any."""
@@ -137,6 +157,8 @@ def model_card(source: ExportSource, export_format: str, details: dict) -> str:
         lines.append(f"- calibration: {json.dumps(calibration)}")
     if meta.get("best_val_loss") is not None:
         lines.append(f"- best validation loss: {meta['best_val_loss']:.4g}")
+    if isinstance(meta.get("psf"), dict):
+        lines.append(f"- PSF: {psf_line(meta['psf'])}")
     lines += [f"- input: [batch, y, x, {len(layout.input_channels)}] "
               f"({', '.join(layout.input_channels)})",
               f"- output: {'[batch, y, x, ' if layout.spatial_output else '[batch, '}"

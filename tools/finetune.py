@@ -33,6 +33,8 @@ FIRST_PASS_MODEL = "deep_storm"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from loczoo.tools.train import add_psf_argument
+
     parser.add_argument("model", help="preset (entry or entry/preset) or run folder to start "
                                       "from")
     parser.add_argument("--out", required=True, help="run folder to write")
@@ -55,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "saturation_adu, spurious_charge_e), e.g. --camera scmos --camera "
                 "baseline_adu=500; the simulator uses it, and the estimate from --data then "
                 "measures no gain or offset (repeatable)")
+    add_psf_argument(parser)
     parser.add_argument("--estimate-only", action="store_true",
                         help="print the imaging estimates and the simulator settings, do not "
                              "train")
@@ -107,13 +110,20 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.errors import LoczooError
     from loczoo.outputs import check_not_input, prepare_folder_output
     from loczoo.runfolder import read_metadata
-    from loczoo.tools.train import load_training_data, report_run, training_inputs
+    from loczoo.tools.train import (
+        check_psf_data,
+        load_training_data,
+        read_psf_argument,
+        report_run,
+        training_inputs,
+    )
     from loczoo.training import train
 
     if args.resume and args.overwrite:
         raise LoczooError("--resume and --overwrite exclude each other")
     if args.gt and not args.data:
         raise LoczooError("--gt needs --data STACK")
+    args.psf_model, psf_record = read_psf_argument(args.psf)
     if args.resume:
         check_not_input(args.out, training_inputs(args))
     else:
@@ -123,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     source = None
     if args.data and args.gt:
         source = load_training_data(args.data, args.gt, args.pixel_size)
+        check_psf_data(args.psf_model, source.pixel_size_nm, args.data)
         description = f"{args.data} with ground truth {args.gt}"
     elif args.data:
         description = f"loczoo simulator set to the imaging conditions of {args.data}"
@@ -135,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
                    epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
                    init=args.model, overwrite=args.overwrite, quiet=args.quiet,
                    data_description=description, command=args.command_line,
-                   resume=args.resume, strategy=strategy)
+                   resume=args.resume, strategy=strategy,
+                   extra_metadata={"psf": psf_record} if psf_record else None)
     if worker_info(strategy)[0] == 0 and not read_metadata(folder)["interrupted"]:
         recalibrate(folder, source, args.seed)
     return report_run(folder, strategy)
@@ -153,7 +165,15 @@ def finetuning_config(args):
     from loczoo.registry import get_entry
     from loczoo.runfolder import CONFIG, read_config, read_metadata
     from loczoo.smlm.cameras import describe_camera
-    from loczoo.tools.train import apply_camera, read_stack_with_pixel_size
+    from loczoo.tools.train import (
+        apply_camera,
+        apply_psf,
+        check_psf_data,
+        read_stack_with_pixel_size,
+    )
+
+    psf = getattr(args, "psf_model", None)
+    hint = "start from a 3D preset (e.g. decode/sim-3d-smlm2016) or run folder"
 
     if args.resume:
         if not (Path(args.out) / CONFIG).is_file():
@@ -165,6 +185,9 @@ def finetuning_config(args):
             raise LoczooError(f"--camera differs from the camera {args.out} was started with "
                               f"({describe_camera(config.imaging.camera)}); a resumed run keeps "
                               f"its settings")
+        if apply_psf(config, psf, args.psf, hint) != config:
+            raise LoczooError(f"--psf {args.psf} differs from the PSF {args.out} was started "
+                              f"with; a resumed run keeps its settings")
         return entry, config
     parent = load_bundle(args.model)
     entry, config = parent.entry, parent.config
@@ -172,7 +195,9 @@ def finetuning_config(args):
         raise LoczooError(f"loczoo finetune is for localization models; train {entry.name} "
                           f"on labelled images with `loczoo train {entry.name} --init "
                           f"{args.model} --data FOLDER`")
-    # The stack's camera, checked before any work: it replaces the estimated one.
+    # The PSF and the stack's camera, checked before any work (the PSF again after --set).
+    apply_psf(config, psf, args.psf, hint)
+    # The stack's camera replaces the estimated one.
     camera = apply_camera(config, args.camera, "the model's camera").imaging.camera \
         if args.camera else None
     if camera is not None and args.emccd and camera.em_gain is None:
@@ -181,6 +206,7 @@ def finetuning_config(args):
     overrides = []
     if args.data and not args.gt:
         stack = read_stack_with_pixel_size(args.data, args.pixel_size)
+        check_psf_data(psf, stack.pixel_size_nm, args.data)
         emccd = args.emccd if camera is None else camera.em_gain is not None
         estimate = estimate_conditions(stack, emccd, args.quiet, camera)
         print(f"estimated from {args.data} ({stack.frames.shape[0]} frames of "
@@ -195,12 +221,13 @@ def finetuning_config(args):
         overrides.append(f"learning_rate={args.learning_rate or config.learning_rate / 10:g}")
     if camera is not None:
         print(f"camera: {describe_camera(camera)} (given with --camera)")
-    settings = overrides + [f"camera {' '.join(args.camera)}"] * bool(args.camera) + args.set
+    settings = (overrides + [f"camera {' '.join(args.camera)}"] * bool(args.camera) + args.set
+                + [f"psf {args.psf}"] * bool(psf))
     print(f"fine-tuning {parent.source} with {' '.join(settings) or 'its own settings'}")
     config = with_overrides(config, overrides)
     if camera is not None:
         config = replace(config, imaging=replace(config.imaging, camera=camera))
-    return entry, with_overrides(config, args.set)
+    return entry, apply_psf(with_overrides(config, args.set), psf, args.psf, hint)
 
 
 def recalibrate(folder, source, seed: int) -> None:

@@ -53,13 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=number(int, min=1), default=20, help="frames to simulate")
     parser.add_argument("--size", type=number(int, min=1), nargs=2, default=(64, 64),
                         metavar=("H", "W"), help="frame size in camera pixels")
-    parser.add_argument("--pixel-size", type=number(float, above=0), default=100.0, help="nm")
+    parser.add_argument("--pixel-size", type=number(float, above=0),
+                        help="nm (default: 100, with --psf the PSF's)")
     parser.add_argument("--density", type=number(float, min=0), nargs=2, default=(6.0, 6.0),
                         metavar=("LO", "HI"), help="emitters per um^2, drawn per frame")
     parser.add_argument("--photons", type=number(float, min=0), nargs=2, default=(2000.0, 2500.0),
                         metavar=("LO", "HI"), help="photons per emitter (uniform)")
-    parser.add_argument("--sigma", type=number(float, above=0), nargs=2, default=(106.0, 115.0),
-                        metavar=("LO", "HI"), help="PSF sigma in nm, per emitter")
+    parser.add_argument("--sigma", type=number(float, above=0), nargs=2,
+                        metavar=("LO", "HI"), help="PSF sigma in nm, per emitter (default: "
+                                                   "106 115; with --psf the PSF's)")
     parser.add_argument("--background", type=number(float, min=0), nargs=2, default=(20.0, 20.0),
                         metavar=("LO", "HI"), help="background photons per pixel")
     add_camera_argument(
@@ -73,10 +75,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, key, kind, help_text in SHORTCUTS:
         parser.add_argument(flag, type=kind, help=f"{help_text} (shortcut for --camera "
                                                   f"{key}=...)")
-    parser.add_argument("--z-range", type=number(float), nargs=2, default=(0.0, 0.0),
-                        metavar=("LO", "HI"), help="z in nm, uniform per emitter (default: 2D)")
+    parser.add_argument("--z-range", type=number(float), nargs=2,
+                        metavar=("LO", "HI"), help="z in nm, uniform per emitter (default: 2D; "
+                                                   "with --psf the PSF's valid z range)")
     parser.add_argument("--astigmatism", action="store_true",
                         help="astigmatic PSF over z (foci -250/+250 nm, depth 280 nm)")
+    parser.add_argument("--psf", metavar="PSF.json",
+                        help="a calibrated astigmatic PSF (`loczoo calibrate-psf`): its widths "
+                             "over z (implies --astigmatism), its pixel size and, unless "
+                             "--z-range is given (inside it), its valid z range")
     parser.add_argument("--on-time", type=number(float, min=0), default=0.0, metavar="FRAMES",
                         help="mean on-time of blinking emitters (default 0: independent "
                              "frames)")
@@ -92,6 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     for flag in ("density", "photons", "sigma", "background", "z_range"):
         check_pair(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    astigmatism = psf_settings(args)
     import_tensorflow_quietly()
     from loczoo.outputs import check_distinct, prepare_output
     from loczoo.smlm.io import LOCALIZATION_SUFFIXES, STACK_SUFFIXES
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         pixel_size_nm=args.pixel_size, density_per_um2=tuple(args.density),
         photon_params=tuple(args.photons), psf_sigma_nm=tuple(args.sigma),
         background_photons=tuple(args.background), z_range_nm=tuple(args.z_range),
-        astigmatism=AstigmatismConfig() if args.astigmatism else None,
+        astigmatism=astigmatism or (AstigmatismConfig() if args.astigmatism else None),
         on_time_frames=args.on_time, camera=camera)
     from loczoo.progress import ProgressPrinter
     from loczoo.smlm.simulate import check_stack_memory, simulate_stack
@@ -137,7 +145,38 @@ def run(args: argparse.Namespace) -> int:
           f"{args.pixel_size:g} nm pixels)")
     print(f"ground truth: {gt_path} ({len(truth)} emitters)")
     print(f"camera: {describe_camera(camera)}")
+    if args.psf:
+        print(f"PSF: {args.psf} (z {args.z_range[0]:g}..{args.z_range[1]:g} nm)")
     return 0
+
+
+def psf_settings(args: argparse.Namespace):
+    """The ``AstigmatismConfig`` of ``--psf`` (None without it), with ``args`` completed: the
+    pixel size (checked against the PSF's), the widths and the z range (inside the PSF's valid
+    range) from the file; the defaults without ``--psf``."""
+    from loczoo.errors import LoczooError
+
+    if args.psf is None:
+        args.pixel_size = 100.0 if args.pixel_size is None else args.pixel_size
+        args.sigma = (106.0, 115.0) if args.sigma is None else args.sigma
+        args.z_range = (0.0, 0.0) if args.z_range is None else args.z_range
+        return None
+    from loczoo.smlm.psf import astigmatism_from_psf, check_psf_pixel_size, read_psf
+
+    psf = read_psf(args.psf)
+    if args.sigma is not None:
+        raise LoczooError(f"--psf {args.psf} sets the PSF widths; drop --sigma")
+    args.pixel_size = check_psf_pixel_size(psf, args.pixel_size,
+                                           "the simulated stack (--pixel-size)")
+    low, high = psf.z_range_nm
+    if args.z_range is None:
+        args.z_range = (low, high)
+    elif args.z_range[0] < low or args.z_range[1] > high:
+        raise LoczooError(f"--z-range {args.z_range[0]:g} {args.z_range[1]:g} nm lies outside "
+                          f"the valid z range {low:g}..{high:g} nm of the PSF {args.psf}; "
+                          f"choose a range inside it (or calibrate over a deeper bead stack)")
+    astigmatism, args.sigma = astigmatism_from_psf(psf)
+    return astigmatism
 
 
 def main(argv=None) -> int:

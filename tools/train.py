@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "baseline_adu, saturation_adu, spurious_charge_e), e.g. --camera scmos --camera "
                 "baseline_adu=500; models that read the camera (DECODE) also use it on --data "
                 "STACK (repeatable)")
+    add_psf_argument(parser)
     parser.add_argument("--folds", type=number(int, min=0, max=100), default=0,
                         help="classification: stratified k-fold cross-validation with this many "
                              "folds (one run folder per fold in --out, plus predictions, "
@@ -62,6 +63,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "multiworker: several machines, each given TF_CONFIG (see "
                              "loczoo.distribute). The batch size is the global batch")
     parser.add_argument("--quiet", action="store_true")
+
+
+def add_psf_argument(parser: argparse.ArgumentParser) -> None:
+    """``--psf psf.json`` of ``train`` and ``finetune`` (``apply_psf``)."""
+    parser.add_argument("--psf", metavar="PSF.json",
+                        help="a calibrated PSF (`loczoo calibrate-psf`): sets imaging."
+                             "astigmatism, psf_sigma_nm, z_range_nm and pixel_size_nm, applied "
+                             "after --set; for 3D configurations (e.g. decode --config 3d). The "
+                             "run folder records it (metadata.json: psf)")
+
+
+def read_psf_argument(path: str | None):
+    """(PsfModel, record) of ``--psf`` (None, None without it): the file checked field by field
+    (``loczoo.smlm.psf.read_psf``); the record (file name, sha256, content) goes into the run
+    folder's metadata.json as ``psf``."""
+    if path is None:
+        return None, None
+    import hashlib
+    import json
+
+    from loczoo.smlm.psf import read_psf
+
+    psf = read_psf(path)
+    raw = Path(path).read_bytes()
+    record = {"file": Path(path).name, "sha256": hashlib.sha256(raw).hexdigest(),
+              "content": json.loads(raw.decode("utf-8"))}
+    return psf, record
+
+
+def apply_psf(config, psf, path: str, hint: str = "use --config 3d or a 3D preset"):
+    """``config`` with the calibrated PSF of ``path`` (a ``PsfModel``): ``imaging.astigmatism``
+    and ``imaging.psf_sigma_nm`` (``astigmatism_from_psf``), ``imaging.z_range_nm`` (the PSF's
+    valid range) and ``imaging.pixel_size_nm``; unchanged when ``psf`` is None. Refused in one
+    line for a configuration that predicts no z, and when the configuration keeps data
+    constants (a parent's ``z_max``) that cannot represent the PSF's z range."""
+    from dataclasses import fields, replace
+
+    from loczoo.errors import LoczooError
+    from loczoo.smlm.psf import astigmatism_from_psf
+
+    if psf is None:
+        return config
+    imaging = getattr(config, "imaging", None)
+    name = type(config).__name__
+    if imaging is None or "astigmatism" not in {f.name for f in fields(imaging)}:
+        raise LoczooError(f"--psf {path}: a {name} has no simulated astigmatic PSF "
+                          f"(imaging.astigmatism); drop --psf")
+    if not hasattr(config, "predict_z"):
+        raise LoczooError(f"--psf {path}: a {name} localizes in 2D (predicts no z); a 3D PSF "
+                          f"needs a 3D model such as decode --config 3d")
+    if not config.predict_z:
+        raise LoczooError(f"--psf {path}: this {name} is 2D (predict_z false); {hint}")
+    z_low, z_high = psf.z_range_nm
+    z_max = getattr(config, "z_max", 0.0)
+    if getattr(config, "has_scaling", False) and z_max > 0 and max(-z_low, z_high) > z_max:
+        raise LoczooError(f"--psf {path}: its z range {z_low:g}..{z_high:g} nm exceeds the "
+                          f"model's z_max {z_max:g} nm (a data constant kept from its parent); "
+                          f"train a new model (loczoo train decode --config 3d --psf ...)")
+    astigmatism, sigma = astigmatism_from_psf(psf)
+    return replace(config, imaging=replace(
+        imaging, astigmatism=astigmatism, psf_sigma_nm=sigma, z_range_nm=(z_low, z_high),
+        pixel_size_nm=float(psf.pixel_size_nm)))
+
+
+def check_psf_data(psf, pixel_size_nm: float | None, data: str) -> None:
+    """The PSF's pixel size equals that of ``--data`` ``data`` (one line naming both)."""
+    from loczoo.smlm.psf import check_psf_pixel_size
+
+    if psf is not None:
+        check_psf_pixel_size(psf, pixel_size_nm, f"--data {data}")
 
 
 def training_inputs(args) -> list:
@@ -199,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         raise LoczooError("--folds trains on one device: no --resume or --strategy")
     if args.folds == 1:
         raise LoczooError("--folds needs at least 2 folds (0: no cross-validation)")
+    psf, psf_record = read_psf_argument(args.psf)
     if args.resume:
         check_not_input(args.out, training_inputs(args))
     else:
@@ -210,19 +282,22 @@ def run(args: argparse.Namespace) -> int:
         config = named_config(entry.config_cls, args.config or "default")
     else:
         config = parent_config(entry, args.init, args.config)
-    config = apply_camera(with_overrides(config, args.set), args.camera)
+    config = apply_psf(with_overrides(config, args.set), psf, args.psf)
+    config = apply_camera(config, args.camera)
     if args.camera:
         from loczoo.smlm.cameras import describe_camera
 
         print(f"camera: {describe_camera(config.imaging.camera)}")
     source, description = training_source(args, entry, config)
+    if source is not None and hasattr(source, "pixel_size_nm"):
+        check_psf_data(psf, source.pixel_size_nm, args.data)
     if args.folds:
         return cross_validate_run(args, entry, config, source, description)
     folder = train(entry, config, args.out, source=source, steps_per_epoch=args.steps_per_epoch,
                    epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
                    init=args.init, overwrite=args.overwrite, resume=args.resume,
                    quiet=args.quiet, data_description=description, command=args.command_line,
-                   strategy=strategy)
+                   strategy=strategy, extra_metadata={"psf": psf_record} if psf else None)
     return report_run(folder, strategy)
 
 

@@ -49,7 +49,7 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
           epochs: int, validation_steps: int = 20, seed: int = 0, init: str | None = None,
           overwrite: bool = False, resume: bool = False, quiet: bool = False,
           data_description: str = "simulator", command: str = "",
-          strategy="default") -> Path:
+          strategy="default", extra_metadata: dict | None = None) -> Path:
     """Train ``entry`` into the run folder ``out`` and return it. Ctrl-C (or SIGTERM) stops
     training: the run folder then holds the best weights so far, its metadata says it was
     interrupted, and ``resume=True`` (same settings; ``epochs`` may change) continues it.
@@ -57,7 +57,8 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
     ``strategy``: "default", "mirrored", "multiworker" (see ``loczoo.distribute``; create a
     multi-worker strategy at program start with ``distribute.make_strategy``) or a
     tf.distribute strategy. ``config.batch_size`` is the global batch. Only the chief (worker 0)
-    writes ``out``."""
+    writes ``out``. ``extra_metadata``: more top-level entries of metadata.json (e.g. ``psf``,
+    the calibrated PSF the run was trained with)."""
     out = Path(out)
     if resume and overwrite:
         raise LoczooError("--resume and --overwrite exclude each other")
@@ -104,7 +105,7 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
                 "steps_per_epoch": steps_per_epoch, "validation_steps": validation_steps,
                 "epochs_requested": epochs, "initialised_from": init,
                 "strategy": distribute.strategy_name(strategy), "workers": workers,
-                "replicas": replicas, "batch_size": config.batch_size}
+                "replicas": replicas, "batch_size": config.batch_size, **(extra_metadata or {})}
     run = _RunFolder(folder, out.name, entry, config, model, settings, metadata, state,
                      quiet=quiet or worker > 0)
     status = StatusLine(quiet=run.quiet)
