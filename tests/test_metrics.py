@@ -381,3 +381,32 @@ def test_block_matching_skips_non_finite_positions(monkeypatch):
     block = M.match(truth, pred)
     assert dense.tp == block.tp == 1
     assert block.truth_index.tolist() == block.pred_index.tolist() == [0]
+
+
+def test_rmsmd_on_a_hand_computed_case():
+    from loczoo.smlm.metrics import rmsmd
+
+    emitters = [[0.0, 0.0], [100.0, 0.0]]
+    estimates = [[3.0, 4.0], [100.0, 0.0], [100.0, 10.0]]
+    # estimates -> nearest emitter: 5, 0, 10; emitters -> nearest estimate: 5, 0
+    expected = np.sqrt((25 + 0 + 100 + 25 + 0) / 5)
+    assert rmsmd(estimates, emitters) == pytest.approx(expected)
+    assert rmsmd(emitters, emitters) == 0.0
+    with pytest.raises(LoczooError, match="non-empty"):
+        rmsmd(np.zeros((0, 2)), emitters)
+
+
+def test_rmsmd_p_partitions_estimates_among_emitters():
+    from loczoo.smlm.metrics import rmsmd_p
+
+    emitters = [[0.0, 0.0, 0.0], [1000.0, 0.0, 0.0]]
+    # K = 4 >= 2M, equal activations: quota 2 each. Three estimates sit near emitter 0, one
+    # near emitter 1: the farthest of the three near 0 is forced onto emitter 1.
+    estimates = [[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0], [1000.0, 0.0, 4.0]]
+    own = 1 + 4 + (997 ** 2) + 16  # 1, 2 -> emitter 0; 3 and the last -> emitter 1
+    minimum = 1 + 16
+    assert rmsmd_p(estimates, emitters) == pytest.approx(np.sqrt((own + minimum) / (4 + 2)))
+    # A missed emitter borrows its nearest estimate (K < 2M: quota round(1 / 2) = 0 each, then
+    # one per emitter).
+    value = rmsmd_p([[1.0, 0.0, 0.0]], emitters)
+    assert value == pytest.approx(np.sqrt((1 + 999 ** 2 + 1 + 999 ** 2) / (2 + 2)))

@@ -77,12 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
-def estimate_conditions(stack, emccd: bool, quiet: bool, camera=None):
+def estimate_conditions(stack, emccd: bool, quiet: bool, camera=None, elliptical=False,
+                        psf=None, psf_source: str = ""):
     """Imaging estimate of ``stack`` (a read TIFF stack), with a first localization pass for
     density, photons and, in crowded data, the camera. The pass uses FIRST_PASS_MODEL, whatever
     model is fine-tuned: it normalises each frame, so it needs no camera, and the model being
     fine-tuned may be the one that fails on these data. ``camera`` (a ``CameraConfig``, from
-    ``--camera``): the stack's known camera; its gain and offset are then not measured."""
+    ``--camera``): the stack's known camera; its gain and offset are then not measured.
+    ``elliptical``: 3D data, spots fitted as elliptical Gaussians; ``psf`` (a ``PsfModel``,
+    from ``--psf``, read from ``psf_source``): the known astigmatic PSF, not estimated."""
     import numpy as np
 
     from loczoo.bundle import load_bundle
@@ -101,7 +104,8 @@ def estimate_conditions(stack, emccd: bool, quiet: bool, camera=None):
 
         known = known_camera_estimate(camera)
     return estimate_imaging(chosen, pixel, localizations=locs,
-                            excess_noise_factor=2.0 if emccd else 1.0, camera=known)
+                            excess_noise_factor=2.0 if emccd else 1.0, camera=known,
+                            elliptical=elliptical, psf=psf, psf_source=psf_source)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,7 +212,10 @@ def finetuning_config(args):
         stack = read_stack_with_pixel_size(args.data, args.pixel_size)
         check_psf_data(psf, stack.pixel_size_nm, args.data)
         emccd = args.emccd if camera is None else camera.em_gain is not None
-        estimate = estimate_conditions(stack, emccd, args.quiet, camera)
+        # 3D models (astigmatic PSF) or a given PSF: astigmatic spots, fitted as ellipses.
+        elliptical = getattr(getattr(config, "imaging", None), "astigmatism", None) is not None
+        estimate = estimate_conditions(stack, emccd, args.quiet, camera, elliptical, psf,
+                                       str(args.psf or ""))
         print(f"estimated from {args.data} ({stack.frames.shape[0]} frames of "
               f"{stack.frames.shape[1]} x {stack.frames.shape[2]} px, "
               f"{stack.pixel_size_nm:g} nm):")

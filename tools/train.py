@@ -71,7 +71,7 @@ def add_psf_argument(parser: argparse.ArgumentParser) -> None:
                         help="a calibrated PSF (`loczoo calibrate-psf`): sets imaging."
                              "astigmatism, psf_sigma_nm, z_range_nm and pixel_size_nm, applied "
                              "after --set; for 3D configurations (e.g. decode --config 3d). The "
-                             "run folder records it (metadata.json: psf)")
+                             "run folder records it in its metadata (psf)")
 
 
 def read_psf_argument(path: str | None):

@@ -73,7 +73,7 @@ returning a gain that can be off by tens of percent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -95,12 +95,20 @@ _MIN_TILE_FRACTION = 0.05    # flat tiles needed (of all) to trust them as backg
 _FLAT_F = 6.0                # F-test (7, 8 dof, 99 %) on the scatter of a tile's block means
 _CLIP = 4.0                  # sigma-clipping threshold for variances
 _REL_FLOOR = 0.02            # systematic error floor (relative) per mean-variance bin
-_NB = 7                      # spot parameters before the neighbours' photons and widths
+_NB = 8                      # spot parameters before the neighbours' photons and widths
+_MAX_ASPECT = 3.0            # widest / narrowest axis of a plausible astigmatic spot
+_WIDTH_MARGIN = 0.15         # relative slack on a known PSF's width range
 _SQRT2 = math.sqrt(2.0)
 # How to skip the camera estimate, for its error messages.
 _KNOWN_CAMERA = ("the known camera (loczoo finetune --camera, e.g. --camera scmos --camera "
                  "baseline_adu=100; in Python camera=CameraEstimate.known(...))")
 _SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+def _set_hint(key: str, example: str) -> str:
+    """How to give an imaging value that cannot be estimated, for error messages."""
+    return (f"or give it yourself (loczoo finetune without --data, with --set "
+            f"imaging.{key}={example})")
 
 
 # ------------------------------------------------------------------------------ results
@@ -169,13 +177,23 @@ class CameraEstimate:
 @dataclass(frozen=True)
 class PsfEstimate:
     """Gaussian PSF width from spots that fit as single emitters: median and 10th-90th
-    percentile (nm)."""
+    percentile (nm). Astigmatic (3D) spots, fitted as elliptical Gaussians: ``sigma_nm`` is
+    the geometric mean of the two widths, ``sigma_x_range_nm`` and ``sigma_y_range_nm`` the
+    10th-90th percentiles per axis. A known PSF (``source``, e.g. psf.json): its in-focus
+    width (geometric mean) and the widths it takes over its z range; nothing measured."""
 
     sigma_nm: float
     sigma_range_nm: tuple[float, float]
     n_spots: int
     pixel_size_nm: float
     notes: tuple[str, ...] = ()
+    sigma_x_range_nm: tuple[float, float] | None = None
+    sigma_y_range_nm: tuple[float, float] | None = None
+    source: str = ""
+
+    @property
+    def astigmatic(self) -> bool:
+        return self.sigma_x_range_nm is not None
 
 
 @dataclass(frozen=True)
@@ -224,9 +242,21 @@ class ImagingEstimate:
                          f"{c.baseline_adu:.1f}-{c.baseline_max_adu:.1f} ADU")
         if c.excess_noise_factor != 1.0:
             lines.append(f"camera excess noise factor {c.excess_noise_factor:g} (EM gain)")
+        if p.source:
+            psf_line = (f"PSF from {p.source} (not estimated): in-focus sigma {p.sigma_nm:.0f} nm"
+                        f" (x/y geometric mean), widths over its z range x "
+                        f"{p.sigma_x_range_nm[0]:.0f}-{p.sigma_x_range_nm[1]:.0f} nm, y "
+                        f"{p.sigma_y_range_nm[0]:.0f}-{p.sigma_y_range_nm[1]:.0f} nm")
+        elif p.astigmatic:
+            psf_line = (f"PSF widths (astigmatic spots, elliptical fits) x "
+                        f"{p.sigma_x_range_nm[0]:.0f}-{p.sigma_x_range_nm[1]:.0f} nm, y "
+                        f"{p.sigma_y_range_nm[0]:.0f}-{p.sigma_y_range_nm[1]:.0f} nm (10-90 %, "
+                        f"{p.n_spots} spots)")
+        else:
+            psf_line = (f"PSF sigma {p.sigma_nm:.0f} nm (10-90 %: {p.sigma_range_nm[0]:.0f}-"
+                        f"{p.sigma_range_nm[1]:.0f} nm, {p.n_spots} spots)")
         lines += [
-            f"PSF sigma {p.sigma_nm:.0f} nm (10-90 %: {p.sigma_range_nm[0]:.0f}-"
-            f"{p.sigma_range_nm[1]:.0f} nm, {p.n_spots} spots)",
+            psf_line,
             f"density {e.density_range_per_um2[0]:.2g}-{e.density_range_per_um2[1]:.2g} /um^2 "
             f"(median {e.density_per_um2:.2g}) from {e.n_density_frames} frames "
             f"({e.density_source})",
@@ -251,7 +281,9 @@ class ImagingEstimate:
         conversion: qe 1 and ``e_per_adu = photons_per_adu`` (sCMOS), or with an excess noise
         factor of 2 an EM gain of ``em_gain`` and ``e_per_adu = em_gain * photons_per_adu``,
         so that ``camera.photons_per_adu`` is the estimate either way. Read noise is 0 unless
-        it was given (the baseline then absorbs it, see the module docstring)."""
+        it was given (the baseline then absorbs it, see the module docstring). Astigmatic
+        spots leave ``imaging.psf_sigma_nm`` out: their widths vary with z, the in-focus width
+        is the model's (or a known PSF's) astigmatism, not a spot-fit median."""
         c, p, e = self.camera, self.psf, self.emitters
         lo_s = min(p.sigma_range_nm[0], p.sigma_nm * (1 - psf_margin))
         hi_s = max(p.sigma_range_nm[1], p.sigma_nm * (1 + psf_margin))
@@ -271,9 +303,10 @@ class ImagingEstimate:
         def span(lo: float, hi: float) -> str:  # rounded outwards: the range still covers
             return f"[{math.floor(lo * 1000) / 1000!r}, {math.ceil(hi * 1000) / 1000!r}]"
 
+        psf = [] if p.astigmatic else [f"imaging.psf_sigma_nm={span(lo_s, hi_s)}"]
         return [
             f"imaging.pixel_size_nm={num(self.pixel_size_nm)}",
-            f"imaging.psf_sigma_nm={span(lo_s, hi_s)}",
+            *psf,
             'imaging.photon_distribution="uniform"',
             f"imaging.photon_params={span(lo_n, hi_n)}",
             f"imaging.density_per_um2={span(lo_d, hi_d)}",
@@ -356,13 +389,22 @@ def estimate_emitters(frames, camera: CameraEstimate, pixel_size_nm: float,
 
 def estimate_imaging(frames, pixel_size_nm: float, localizations: Localizations | None = None,
                      excess_noise_factor: float = 1.0, read_noise_adu: float | None = None,
-                     camera: CameraEstimate | None = None) -> ImagingEstimate:
+                     camera: CameraEstimate | None = None, elliptical: bool = False,
+                     psf=None, psf_source: str = "psf.json") -> ImagingEstimate:
     """Camera, PSF and emitters from one frame subsample (see the module docstring).
 
     ``excess_noise_factor``: 2 for an EMCCD (see ``estimate_camera``); ``read_noise_adu``: the
     camera's read noise if known; ``localizations``: a first localization pass (density, and
     the neighbours of each fitted spot); ``camera``: a known camera
-    (``CameraEstimate.known``) instead of estimating it."""
+    (``CameraEstimate.known``) instead of estimating it.
+
+    3D (astigmatic) data: ``elliptical`` fits the spots as elliptical Gaussians (sigma_x and
+    sigma_y apart); a spot counts as a single emitter when its widths are plausible (each
+    0.5-4 px, aspect up to 3) and its residuals noise-like. ``psf``: a known astigmatic PSF
+    (``loczoo.smlm.psf.PsfModel``, read from ``psf_source``; implies ``elliptical``): the
+    spots' widths must then lie within the PSF's widths over its z range (+/- 15 %), photons
+    and background come from fits with the widths set to the nearest point of its width
+    curve, and the PSF is reported as given, not estimated."""
     frames = _check_stack(frames)
     pixel_size_nm = _check_pixel_size(pixel_size_nm)
     notes: list[str] = []
@@ -375,16 +417,39 @@ def estimate_imaging(frames, pixel_size_nm: float, localizations: Localizations 
     cam_data = data[_every_index(len(data), cam_limit)]
     extra = _rows_subset(_localization_points(localizations, index, pixel_size_nm), spot_rows,
                          len(data))
-    sigma_px = _psf_scale(spot_data, extra)
-    spots = _find_and_fit(spot_data, sigma_px, None, extra)
+    elliptical = bool(elliptical or psf is not None)
+    widths = curve = None
+    if psf is not None:
+        curve = _psf_curve(psf, pixel_size_nm)
+        widths = ((float(curve[:, 0].min()), float(curve[:, 0].max())),
+                  (float(curve[:, 1].min()), float(curve[:, 1].max())))
+    sigma_px = _psf_scale(spot_data, extra, elliptical)
+    spots = _find_and_fit(spot_data, sigma_px, None, extra, elliptical=elliptical)
+    spots = replace(spots, widths=widths, curve=curve)
     if camera is None:
         camera = _camera_from(cam_data, spots, excess_noise_factor, read_noise_adu, [])
     spots = _refit(spots, camera)
-    psf = _psf_from(spots, pixel_size_nm, [])
+    if psf is None:
+        psf_estimate = _psf_from(spots, pixel_size_nm, [])
+    else:
+        psf_estimate = _psf_given(psf, curve, pixel_size_nm, psf_source)
     emitters = _emitters_from(frames, spot_data, spots, camera, pixel_size_nm, localizations,
                               [])
     return ImagingEstimate(pixel_size_nm=pixel_size_nm, n_frames=int(frames.shape[0]),
-                           camera=camera, psf=psf, emitters=emitters, notes=tuple(notes))
+                           camera=camera, psf=psf_estimate, emitters=emitters,
+                           notes=tuple(notes))
+
+
+def _psf_curve(psf, pixel_size_nm: float) -> np.ndarray:
+    """[M, 2] widths (sigma_x, sigma_y; pixels) of a known PSF along its z range."""
+    lo, hi = (float(v) for v in psf.z_range_nm)
+    sx, sy = psf.sigmas(np.linspace(lo, hi, 201))
+    curve = np.stack([sx, sy], axis=1) / pixel_size_nm
+    curve = curve[np.isfinite(curve).all(axis=1)]
+    if len(curve) == 0:
+        raise LoczooError("the PSF has no positive width over its z range; calibrate it again "
+                          "(loczoo calibrate-psf) or drop --psf")
+    return curve
 
 
 # ------------------------------------------------------------------------------ input
@@ -483,14 +548,16 @@ def _load(frames, limit: int, notes: list[str]) -> tuple[np.ndarray, np.ndarray]
 
 @dataclass
 class _Spots:
-    """Fitted spots. ``theta`` [n, 7 + 2K]: the spot's x0, y0 (box pixels, pixel j covers
-    [j, j + 1)), sigma (pixels), photons N (ADU), background B (ADU at the box centre) and its
-    slopes Bx, By (ADU per pixel; real backgrounds are rarely flat over a box), then the
-    photons and the widths of up to K neighbours whose positions ``nb_pos`` [n, K, 2] (x, y in
-    box pixels) come from a first localization pass and stay fixed (``nb_on`` [n, K] marks
-    real ones; those inside the box have their own width, as PSF widths differ between
-    emitters, those outside share the spot's). Per spot also
-    its loaded-frame index, box corner (row, col), data, model, Jacobian [n, Q, 7 + 2K] and
+    """Fitted spots. ``theta`` [n, 8 + 2K]: the spot's x0, y0 (box pixels, pixel j covers
+    [j, j + 1)), sigma (pixels; sigma_x when ``elliptical``), photons N (ADU), background B
+    (ADU at the box centre) and its slopes Bx, By (ADU per pixel; real backgrounds are rarely
+    flat over a box), sigma_y (a free parameter only when ``elliptical``, astigmatic 3D
+    spots; otherwise a copy of sigma, the fit round and its parameter count 7 + ...), then the
+    photons and the widths (elliptical: x widths, then y widths) of up to K neighbours whose
+    positions ``nb_pos`` [n, K, 2] (x, y in box pixels) come from a first localization pass and
+    stay fixed (``nb_on`` [n, K] marks real ones; those inside the box have their own widths,
+    as PSF widths differ between emitters, those outside share the spot's). Per spot also
+    its loaded-frame index, box corner (row, col), data, model, Jacobian [n, Q, 8 + 2K or 3K] and
     the pixels in the fit (``valid``: not claimed by an unmodelled neighbour)."""
 
     frame: np.ndarray
@@ -509,20 +576,31 @@ class _Spots:
     sigma_px: float
     camera: CameraEstimate | None = None   # the noise model of a weighted fit
     first_pass: bool = False    # spots at first-pass localizations, neighbours in the model
+    elliptical: bool = False    # sigma_x and sigma_y fitted apart (astigmatic 3D spots)
+    # A known PSF's width range over its z range, ((lo_x, hi_x), (lo_y, hi_y)) in pixels, and
+    # its width curve [M, 2] (sigma_x, sigma_y in pixels along z); None: not known.
+    widths: tuple | None = None
+    curve: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frame.size)
 
     @property
     def n_params(self) -> np.ndarray:
-        return _NB + self.nb_on.sum(axis=1) + _own_width(self.nb_pos, self.nb_on,
-                                                         self.size).sum(axis=1)
+        return _n_params(self.nb_pos, self.nb_on, self.size, self.elliptical)
 
     def select(self, keep) -> "_Spots":
-        return _Spots(self.frame[keep], self.corner[keep], self.theta[keep], self.boxes[keep],
-                      self.model[keep], self.jac[keep], self.valid[keep], self.nb_pos[keep],
-                      self.nb_on[keep], self.nearest[keep], self.size, self.counts,
-                      self.signal_mask, self.sigma_px, self.camera, self.first_pass)
+        return replace(self, frame=self.frame[keep], corner=self.corner[keep],
+                       theta=self.theta[keep], boxes=self.boxes[keep], model=self.model[keep],
+                       jac=self.jac[keep], valid=self.valid[keep], nb_pos=self.nb_pos[keep],
+                       nb_on=self.nb_on[keep], nearest=self.nearest[keep])
+
+
+def _n_params(nb_pos: np.ndarray, nb_on: np.ndarray, size: int, elliptical: bool) -> np.ndarray:
+    """Free parameters per spot: 7 (round) or 8 (elliptical), the neighbours' photons and
+    the widths of those inside the box."""
+    return (_NB - (not elliptical) + nb_on.sum(axis=1)
+            + (1 + elliptical) * _own_width(nb_pos, nb_on, size).sum(axis=1))
 
 
 def _robust_noise(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -573,20 +651,21 @@ def _disks(extra, shape, radius: float) -> np.ndarray:
     return out
 
 
-def _psf_scale(data: np.ndarray, extra=None) -> float:
-    """A first PSF width (pixels) from a quick fit of bright spots in up to 60 frames, to
-    size the detection filter, the fit boxes and the isolation radius of the real pass."""
+def _psf_scale(data: np.ndarray, extra=None, elliptical: bool = False) -> float:
+    """A first PSF width (pixels; the geometric mean of the two axes of elliptical spots) from
+    a quick fit of bright spots in up to 60 frames, to size the detection filter, the fit
+    boxes and the isolation radius of the real pass."""
     rows = _every_index(len(data), 60)
     spots = _find_and_fit(data[rows], 1.2, fit_threshold=8.0,
-                          extra=_rows_subset(extra, rows, len(data)))
+                          extra=_rows_subset(extra, rows, len(data)), elliptical=elliptical)
     if len(spots) < 5:
         return 1.2
-    return float(np.clip(np.median(spots.theta[:, 2]), 0.5, 4.0))
+    return float(np.clip(np.median(np.sqrt(spots.theta[:, 2] * spots.theta[:, 7])), 0.5, 4.0))
 
 
 def _find_and_fit(data: np.ndarray, sigma_px: float, camera: CameraEstimate | None = None,
                   extra=None, fit_threshold: float = 6.0,
-                  count_threshold: float = 5.0) -> _Spots:
+                  count_threshold: float = 5.0, elliptical: bool = False) -> _Spots:
     """Find spots and fit them (unweighted least squares without ``camera``).
 
     Without a first pass, a spot is a DoG maximum of score >= ``fit_threshold`` with no
@@ -598,7 +677,8 @@ def _find_and_fit(data: np.ndarray, sigma_px: float, camera: CameraEstimate | No
     coordinates), a spot is any localization with no other one within 2.5 sigma; up to 12
     neighbours around its box are fitted with it (photons and widths; positions as localized),
     which works in dense data where nothing is isolated. Either way only fits whose photons
-    exceed ``fit_threshold`` standard errors are kept."""
+    exceed ``fit_threshold`` standard errors are kept. ``elliptical``: sigma_x and sigma_y
+    are fitted apart (astigmatic spots)."""
     sigma_px = float(np.clip(sigma_px, 0.5, 4.0))
     n, h, w = data.shape
     t, r, c, score_img, mask = _detect(data, sigma_px)
@@ -616,22 +696,23 @@ def _find_and_fit(data: np.ndarray, sigma_px: float, camera: CameraEstimate | No
         return _Spots(np.zeros(0, int), np.zeros((0, 2), int), np.zeros((0, _NB)),
                       np.zeros((0, q)), np.zeros((0, q)), np.zeros((0, q, 5)),
                       np.zeros((0, q), bool), np.zeros((0, 0, 2)), np.zeros((0, 0), bool),
-                      np.zeros(0), size, counts, mask, sigma_px, camera, extra is not None)
+                      np.zeros(0), size, counts, mask, sigma_px, camera, extra is not None,
+                      elliptical)
     t_k, corner, start, nb_pos, nb_on, valid, nearest = found
     offsets = np.arange(size)
     rows = (corner[:, 0, None] + offsets)[:, :, None]
     cols = (corner[:, 1, None] + offsets)[:, None, :]
     boxes = data[t_k[:, None, None], rows, cols].reshape(t_k.size, -1)
-    theta = _initial(boxes, size, sigma_px, start, nb_pos, nb_on)
+    theta = _initial(boxes, size, sigma_px, start, nb_pos, nb_on, elliptical)
     theta, model, jac, ok = _levenberg_marquardt(boxes, theta, size, camera, valid, nb_pos,
-                                                 nb_on)
+                                                 nb_on, elliptical=elliptical)
     ok &= _plausible(theta, size, start) & (valid.sum(axis=1) >= 0.6 * size * size)
     snr = _photon_snr(theta, boxes, model, jac, valid, camera,
-                      _NB + nb_on.sum(axis=1) + _own_width(nb_pos, nb_on, size).sum(axis=1))
+                      _n_params(nb_pos, nb_on, size, elliptical))
     ok &= snr >= fit_threshold
     return _Spots(t_k[ok], corner[ok], theta[ok], boxes[ok], model[ok], jac[ok], valid[ok],
                   nb_pos[ok], nb_on[ok], nearest[ok], size, counts, mask, sigma_px, camera,
-                  extra is not None and len(extra[0]) > 0)
+                  extra is not None and len(extra[0]) > 0, elliptical)
 
 
 def _photon_snr(theta, boxes, model, jac, valid, camera, n_params) -> np.ndarray:
@@ -753,22 +834,16 @@ def _refit(spots: _Spots, camera: CameraEstimate) -> _Spots:
     are only tagged with the camera: refitting them would double the run time for a small
     gain in precision, and unweighted least squares is unbiased too."""
     if len(spots) == 0 or spots.first_pass:
-        return _Spots(spots.frame, spots.corner, spots.theta, spots.boxes, spots.model,
-                      spots.jac, spots.valid, spots.nb_pos, spots.nb_on, spots.nearest,
-                      spots.size, spots.counts, spots.signal_mask, spots.sigma_px, camera,
-                      spots.first_pass)
+        return replace(spots, camera=camera)
     start = spots.theta[:, :2].copy()
     theta, model, jac, ok = _levenberg_marquardt(spots.boxes, spots.theta.copy(), spots.size,
                                                  camera, spots.valid, spots.nb_pos,
-                                                 spots.nb_on)
+                                                 spots.nb_on, elliptical=spots.elliptical)
     ok &= _plausible(theta, spots.size, start)
-    out = _Spots(spots.frame, spots.corner, theta, spots.boxes, model, jac, spots.valid,
-                 spots.nb_pos, spots.nb_on, spots.nearest, spots.size, spots.counts,
-                 spots.signal_mask, spots.sigma_px, camera, spots.first_pass)
-    return out.select(ok)
+    return replace(spots, theta=theta, model=model, jac=jac, camera=camera).select(ok)
 
 
-def _initial(boxes, size, sigma_px, start, nb_pos, nb_on) -> np.ndarray:
+def _initial(boxes, size, sigma_px, start, nb_pos, nb_on, elliptical=False) -> np.ndarray:
     img = boxes.reshape(-1, size, size)
     border = np.concatenate([img[:, 0], img[:, -1], img[:, 1:-1, 0], img[:, 1:-1, -1]], axis=1)
     bg = np.percentile(border, 25, axis=1)
@@ -781,18 +856,31 @@ def _initial(boxes, size, sigma_px, start, nb_pos, nb_on) -> np.ndarray:
 
     photons = np.maximum(at(start[:, None, :])[:, 0] * peak_to_photons, 1.0)
     theta = [start[:, 0], start[:, 1], np.full(n, sigma_px), photons, bg, np.zeros(n),
-             np.zeros(n)]
+             np.zeros(n), np.full(n, sigma_px)]
     out = np.stack(theta, axis=1)
     if nb_pos.shape[1]:
         nb = np.where(nb_on, at(nb_pos) * peak_to_photons, 0.0)
-        out = np.concatenate([out, nb, np.full(nb.shape, sigma_px)], axis=1)
+        widths = [np.full(nb.shape, sigma_px)] * (2 if elliptical else 1)
+        out = np.concatenate([out, nb, *widths], axis=1)
     # With positions and widths fixed the model is linear in photons and background: solve
     # that first, so that Levenberg-Marquardt starts near the optimum (overlapping neighbours
     # otherwise take dozens of iterations to share out their light).
-    _, jac = _evaluate(out, size, nb_pos, nb_on)
+    return _linear_solve(out, boxes, size, nb_pos, nb_on, elliptical)
+
+
+def _linear_solve(theta, boxes, size, nb_pos, nb_on, elliptical=False,
+                  valid=None) -> np.ndarray:
+    """``theta`` with the photons and background (plane) of the spot and its neighbours solved
+    by linear least squares (over the ``valid`` pixels, default all), positions and widths
+    kept."""
+    out = theta.copy()
+    _, jac = _evaluate(out, size, nb_pos, nb_on, elliptical)
     k = nb_pos.shape[1]
     cols = np.r_[3, 4, 5, 6, _NB:_NB + k]
     a = jac[..., cols]
+    if valid is not None:
+        a = a * valid[..., None]
+        boxes = boxes * valid
     normal = np.swapaxes(a, 1, 2) @ a
     normal += np.eye(cols.size) * (np.diagonal(normal, axis1=1, axis2=2).max(axis=1)[:, None, None]
                                    * 1e-9 + (np.diagonal(normal, axis1=1, axis2=2) == 0)[:, None])
@@ -821,20 +909,31 @@ def _profile(centre: np.ndarray, sigma: np.ndarray, size: int):
     return value, d_centre, d_sigma
 
 
-def _evaluate(theta: np.ndarray, size: int, nb_pos: np.ndarray, nb_on: np.ndarray):
+def _evaluate(theta: np.ndarray, size: int, nb_pos: np.ndarray, nb_on: np.ndarray,
+              elliptical: bool = False):
     """Integrated Gaussians (the spot, plus its fixed-position neighbours) + a plane, per box
-    [n, Q], and the Jacobian [n, Q, 7 + 2K]."""
-    x0, y0, s, photons, bg, bg_x, bg_y = theta[:, :_NB].T
+    [n, Q], and the Jacobian [n, Q, 8 + 2K] (elliptical: 8 + 3K). Round spots (not
+    ``elliptical``) use sigma for both axes, and their sigma_y column is zero (the parameter
+    stays put)."""
+    x0, y0, s, photons, bg, bg_x, bg_y, s_y = theta[:, :_NB].T
+    if not elliptical:
+        s_y = s
     n, k = theta.shape[0], nb_pos.shape[1]
     ex, ex_c, ex_s = _profile(x0, s, size)
-    ey, ey_c, ey_s = _profile(y0, s, size)
+    ey, ey_c, ey_s = _profile(y0, s_y, size)
     p = photons[:, None, None]
     shape = ey[:, :, None] * ex[:, None, :]
-    jac = np.empty((n, size, size, _NB + 2 * k))
+    jac = np.empty((n, size, size, _NB + (3 if elliptical else 2) * k))
     offset = np.arange(size) + 0.5 - size / 2.0
     jac[..., 0] = p * ey[:, :, None] * ex_c[:, None, :]
     jac[..., 1] = p * ey_c[:, :, None] * ex[:, None, :]
-    jac[..., 2] = p * (ey_s[:, :, None] * ex[:, None, :] + ey[:, :, None] * ex_s[:, None, :])
+    if elliptical:
+        jac[..., 2] = p * ey[:, :, None] * ex_s[:, None, :]
+        jac[..., 7] = p * ey_s[:, :, None] * ex[:, None, :]
+    else:
+        jac[..., 2] = p * (ey_s[:, :, None] * ex[:, None, :]
+                           + ey[:, :, None] * ex_s[:, None, :])
+        jac[..., 7] = 0.0
     jac[..., 3] = shape
     jac[..., 4] = 1.0
     jac[..., 5] = offset[None, None, :]
@@ -844,19 +943,28 @@ def _evaluate(theta: np.ndarray, size: int, nb_pos: np.ndarray, nb_on: np.ndarra
     if k:
         own = _own_width(nb_pos, nb_on, size)
         nk = theta[:, _NB:_NB + k]
-        sk = np.where(own, theta[:, _NB + k:], s[:, None])
+        sk = np.where(own, theta[:, _NB + k:_NB + 2 * k], s[:, None])
+        sk_y = np.where(own, theta[:, _NB + 2 * k:], s_y[:, None]) if elliptical else sk
         nx, _, nx_s = _profile(nb_pos[..., 0], sk, size)          # [n, k, P]
-        ny, _, ny_s = _profile(nb_pos[..., 1], sk, size)
+        ny, _, ny_s = _profile(nb_pos[..., 1], sk_y, size)
         on = nb_on[..., None]
         nx, nx_s = np.where(on, nx, 0.0), np.where(on, nx_s, 0.0)
         model = model + np.swapaxes(ny * nk[..., None], 1, 2) @ nx
         jac[..., _NB:_NB + k] = np.einsum("nki,nkj->nijk", ny, nx)
-        d_width = (np.einsum("nki,nkj->nijk", ny_s * nk[..., None], nx)
-                   + np.einsum("nki,nkj->nijk", ny * nk[..., None], nx_s))
-        jac[..., _NB + k:] = np.where(own[:, None, None, :], d_width, 0.0)
+        d_y = np.einsum("nki,nkj->nijk", ny_s * nk[..., None], nx)
+        d_x = np.einsum("nki,nkj->nijk", ny * nk[..., None], nx_s)
+        inside = own[:, None, None, :]
         # Neighbours outside the box share the spot's width (their own would be guesswork).
-        jac[..., 2] += np.where(own[:, None, None, :], 0.0, d_width).sum(axis=-1)
-    return model.reshape(n, -1), jac.reshape(n, size * size, _NB + 2 * k)
+        if elliptical:
+            jac[..., _NB + k:_NB + 2 * k] = np.where(inside, d_x, 0.0)
+            jac[..., _NB + 2 * k:] = np.where(inside, d_y, 0.0)
+            jac[..., 2] += np.where(inside, 0.0, d_x).sum(axis=-1)
+            jac[..., 7] += np.where(inside, 0.0, d_y).sum(axis=-1)
+        else:
+            d_width = d_x + d_y
+            jac[..., _NB + k:] = np.where(inside, d_width, 0.0)
+            jac[..., 2] += np.where(inside, 0.0, d_width).sum(axis=-1)
+    return model.reshape(n, -1), jac.reshape(n, size * size, jac.shape[-1])
 
 
 def _own_width(nb_pos: np.ndarray, nb_on: np.ndarray, size: int) -> np.ndarray:
@@ -871,12 +979,12 @@ def _weights(model: np.ndarray, camera: CameraEstimate | None) -> np.ndarray:
     return 1.0 / np.maximum(camera.variance(model), floor)
 
 
-def _clamp(theta: np.ndarray, size: int) -> np.ndarray:
+def _clamp(theta: np.ndarray, size: int, k: int) -> np.ndarray:
     theta[:, 0] = np.clip(theta[:, 0], 0.0, size)
     theta[:, 1] = np.clip(theta[:, 1], 0.0, size)
     theta[:, 2] = np.clip(theta[:, 2], 0.25, 0.5 * size)
+    theta[:, 7] = np.clip(theta[:, 7], 0.25, 0.5 * size)
     theta[:, 3] = np.maximum(theta[:, 3], 1e-3)
-    k = (theta.shape[1] - _NB) // 2
     theta[:, _NB:_NB + k] = np.maximum(theta[:, _NB:_NB + k], 0.0)
     theta[:, _NB + k:] = np.clip(theta[:, _NB + k:], 0.25, 0.5 * size)
     return theta
@@ -884,11 +992,14 @@ def _clamp(theta: np.ndarray, size: int) -> np.ndarray:
 
 def _levenberg_marquardt(boxes: np.ndarray, theta: np.ndarray, size: int,
                          camera: CameraEstimate | None, valid: np.ndarray,
-                         nb_pos: np.ndarray, nb_on: np.ndarray, iterations: int = 40):
+                         nb_pos: np.ndarray, nb_on: np.ndarray, iterations: int = 40,
+                         elliptical: bool = False):
     """Vectorised Levenberg-Marquardt over all boxes. Weights (1 / variance of the model,
-    not of the data, so that the fit stays unbiased) are recomputed every iteration."""
-    theta = _clamp(theta.astype(np.float64), size)
-    model, jac = _evaluate(theta, size, nb_pos, nb_on)
+    not of the data, so that the fit stays unbiased) are recomputed every iteration. Round
+    fits (not ``elliptical``) return sigma_y = sigma."""
+    k = nb_pos.shape[1]
+    theta = _clamp(theta.astype(np.float64), size, k)
+    model, jac = _evaluate(theta, size, nb_pos, nb_on, elliptical)
     valid = valid.astype(np.float64)
     weight = _weights(model, camera) * valid
     cost = (weight * (boxes - model) ** 2).sum(axis=1)
@@ -896,8 +1007,10 @@ def _levenberg_marquardt(boxes: np.ndarray, theta: np.ndarray, size: int,
     active = np.ones(len(theta), bool)
     eye = np.eye(theta.shape[1])
     # Absent neighbours have all-zero Jacobian columns: a unit diagonal keeps them put.
-    absent = np.concatenate([np.zeros((len(theta), _NB), bool), ~nb_on,
-                             ~_own_width(nb_pos, nb_on, size)], axis=1)
+    fixed = np.zeros((len(theta), _NB), bool)
+    fixed[:, 7] = not elliptical   # round: sigma_y is not a parameter
+    free = _own_width(nb_pos, nb_on, size)
+    absent = np.concatenate([fixed, ~nb_on] + [~free] * (2 if elliptical else 1), axis=1)
     for _ in range(iterations):
         idx = np.flatnonzero(active)
         if idx.size == 0:
@@ -916,8 +1029,8 @@ def _levenberg_marquardt(boxes: np.ndarray, theta: np.ndarray, size: int,
         except np.linalg.LinAlgError:
             step = np.stack([np.linalg.lstsq(a, b, rcond=None)[0]
                              for a, b in zip(damped, grad)])
-        trial = _clamp(theta[idx] + step, size)
-        t_model, t_jac = _evaluate(trial, size, nb_pos[idx], nb_on[idx])
+        trial = _clamp(theta[idx] + step, size, k)
+        t_model, t_jac = _evaluate(trial, size, nb_pos[idx], nb_on[idx], elliptical)
         t_weight = _weights(t_model, camera) * valid[idx]
         t_cost = (t_weight * (boxes[idx] - t_model) ** 2).sum(axis=1)
         better = np.isfinite(t_cost) & (t_cost <= cost[idx])
@@ -930,6 +1043,8 @@ def _levenberg_marquardt(boxes: np.ndarray, theta: np.ndarray, size: int,
         lam[idx[~better]] *= 10.0
         active[good[(rel.max(axis=1) < 1e-6) | (drop < 1e-9)]] = False
         active[idx[~better][lam[idx[~better]] > 1e8]] = False
+    if not elliptical:
+        theta[:, 7] = theta[:, 2]
     ok = np.isfinite(theta).all(axis=1) & np.isfinite(cost)
     return theta, model, jac, ok
 
@@ -937,7 +1052,8 @@ def _levenberg_marquardt(boxes: np.ndarray, theta: np.ndarray, size: int,
 def _plausible(theta: np.ndarray, size: int, start: np.ndarray) -> np.ndarray:
     """The fit stayed with its spot (within 1.5 px of the start), a sane width, photons."""
     return ((np.abs(theta[:, 0] - start[:, 0]) < 1.5) & (np.abs(theta[:, 1] - start[:, 1]) < 1.5)
-            & (theta[:, 2] > 0.3) & (theta[:, 2] < 0.35 * size) & (theta[:, 3] > 0))
+            & (theta[:, 2] > 0.3) & (theta[:, 2] < 0.35 * size) & (theta[:, 7] > 0.3)
+            & (theta[:, 7] < 0.35 * size) & (theta[:, 3] > 0))
 
 
 # ------------------------------------------------------------------------------ camera
@@ -1258,7 +1374,7 @@ def _camera_from(data: np.ndarray, spots: _Spots, excess_noise_factor: float,
     anchor, tile_slope = _tile_anchor(tiles)
     if anchor is None and len(cand) >= 20:
         # No clean background: the spots' outer pixels (within 10 % of their peak) instead.
-        peak = cand.theta[:, 3] / (2.0 * math.pi * cand.theta[:, 2] ** 2)
+        peak = cand.theta[:, 3] / (2.0 * math.pi * cand.theta[:, 2] * cand.theta[:, 7])
         outer = res.valid & (res.mu - cand.theta[:, 4:5] < 0.1 * peak[:, None])
         if outer.sum() >= 300:
             var, _ = _clipped_variance(res.r[outer])
@@ -1286,7 +1402,7 @@ def _camera_from(data: np.ndarray, spots: _Spots, excess_noise_factor: float,
         if not (np.isfinite(fit[0]) and fit[0] > 0):
             raise LoczooError("cannot estimate the camera gain: the pixel variance does not "
                               "grow with the mean (no shot noise visible; is this raw camera "
-                              "data in ADU?)")
+                              f"data in ADU?); or give {_KNOWN_CAMERA}")
         line = fit[:2]
     slope, intercept, r2, slope_err, weight, chi2 = fit
     # Consistency of the spots with the line: most should fit as single emitters, and the
@@ -1340,10 +1456,41 @@ def _tile_anchor(tiles: np.ndarray):
 
 def _single_emitters(spots: _Spots, res: _Residuals, slope: float,
                      intercept: float) -> np.ndarray:
-    """Spots whose residuals fit the noise line (normal score < 2.5) and that do not look
-    like two emitters (elongation chi^2 below its 99 % point)."""
+    """Spots whose residuals fit the noise line (normal score < 2.5), that do not look
+    like two emitters (elongation chi^2 below its 99 % point) and, fitted as elliptical
+    spots, have plausible widths (``_width_ok``)."""
     var = np.maximum(slope * spots.model + intercept, 1e-6 * slope)
-    return (_spot_z(res, slope, intercept) < 3.5) & (_elongation_chi2(spots, var) < 9.21)
+    return ((_spot_z(res, slope, intercept) < 3.5) & (_elongation_chi2(spots, var) < 9.21)
+            & _width_ok(spots))
+
+
+def _width_ok(spots: _Spots) -> np.ndarray:
+    """Elliptical fits whose widths a single emitter can have: within a known PSF's widths
+    over its z range (+/- 15 %), else each 0.5-4 px with an aspect up to 3. Round fits: all
+    (their width range is the PSF estimate itself)."""
+    if not spots.elliptical:
+        return np.ones(len(spots), bool)
+    sx, sy = spots.theta[:, 2], spots.theta[:, 7]
+    if spots.widths is not None:
+        (lo_x, hi_x), (lo_y, hi_y) = spots.widths
+        lo, hi = 1.0 - _WIDTH_MARGIN, 1.0 + _WIDTH_MARGIN
+        return ((sx >= lo * lo_x) & (sx <= hi * hi_x) & (sy >= lo * lo_y) & (sy <= hi * hi_y))
+    narrow, wide = np.minimum(sx, sy), np.maximum(sx, sy)
+    return (narrow >= 0.5) & (wide <= 4.0) & (wide <= _MAX_ASPECT * narrow)
+
+
+def _on_psf(spots: _Spots) -> np.ndarray:
+    """``theta`` with each spot's widths moved to the nearest point of the known PSF's width
+    curve and its photons and background solved again (unchanged without a known PSF)."""
+    if spots.curve is None or len(spots) == 0:
+        return spots.theta
+    dist = ((spots.theta[:, None, 2] - spots.curve[None, :, 0]) ** 2
+            + (spots.theta[:, None, 7] - spots.curve[None, :, 1]) ** 2)
+    near = spots.curve[np.argmin(dist, axis=1)]
+    theta = spots.theta.copy()
+    theta[:, 2], theta[:, 7] = near[:, 0], near[:, 1]
+    return _linear_solve(theta, spots.boxes, spots.size, spots.nb_pos, spots.nb_on, True,
+                         spots.valid.astype(np.float64))
 
 
 def _make_camera(slope, intercept, r2, slope_err, weight, x, tiles, spot_pts, tile_levels,
@@ -1398,26 +1545,34 @@ def _good_fits(spots: _Spots, camera: CameraEstimate | None) -> np.ndarray:
     than noise (reduced chi^2 < 1.6) and no elongation beyond noise (two emitters closer than
     the PSF width fit as one wide, bright spot, which would bias sigma and photons up)."""
     if len(spots) == 0 or camera is None:
-        return np.ones(len(spots), bool)
+        return _width_ok(spots)
     valid = spots.valid
     var = np.maximum(camera.variance(spots.model), 1e-9)
     chi2 = (np.where(valid, (spots.boxes - spots.model) ** 2 / var, 0.0).sum(axis=1)
             / np.maximum(valid.sum(axis=1) - spots.n_params, 1))
-    return (chi2 < 1.6) & (_elongation_chi2(spots, var) < 9.21)   # chi^2_2 at 99 %
+    return ((chi2 < 1.6) & (_elongation_chi2(spots, var) < 9.21)   # chi^2_2 at 99 %
+            & _width_ok(spots))
 
 
-def _single_spots(spots: _Spots, what: str, notes: list[str]) -> np.ndarray:
-    """The good fits (``_good_fits``); an error naming ``what`` when there are fewer than 5,
-    a note when most fits are not single emitters."""
+def _single_spots(spots: _Spots, what: str, notes: list[str], hint: str = "") -> np.ndarray:
+    """The good fits (``_good_fits``); an error naming ``what`` (and ``hint``: how to give
+    the value instead) when there are fewer than 5, a note when most fits are not single
+    emitters."""
+    hint = f"; {hint}" if hint else ""
     if len(spots) == 0:
         raise LoczooError(f"no isolated spots found: cannot estimate {what} (are there "
-                          "emitters in the frames, and are they not all overlapping?)")
+                          f"emitters in the frames, and are they not all overlapping?){hint}")
     keep = _good_fits(spots, spots.camera)
     if keep.sum() < 5:
+        shape = ""
+        if spots.elliptical:
+            shape = (" with widths a single emitter can have ("
+                     + ("the PSF's over its z range" if spots.widths is not None else
+                        "each 0.5-4 px, aspect up to 3") + ")")
         raise LoczooError(
             f"cannot estimate {what}: only {int(keep.sum())} of {len(spots)} spots fit as "
-            "single emitters (a crowded sample?); pass a first localization pass "
-            "(localizations) so that neighbours are fitted too")
+            f"single emitters{shape} (a crowded sample?); pass a first localization pass "
+            f"(localizations) so that neighbours are fitted too{hint}")
     if keep.mean() < 0.5:
         notes.append(f"only {100 * keep.mean():.0f} % of the spots fit as single emitters "
                      f"(crowded?): a first localization pass would make {what} more reliable")
@@ -1427,16 +1582,18 @@ def _single_spots(spots: _Spots, what: str, notes: list[str]) -> np.ndarray:
 def _elongation_chi2(spots: _Spots, var: np.ndarray) -> np.ndarray:
     """Per spot, chi^2 (2 dof) of the Gaussian-weighted quadrupole moments (xx - yy, 2 xy) of
     data minus model about the fitted centre, against their noise: a single round spot gives
-    zero up to noise (the model's own pixelation cancels), an unresolved pair does not."""
+    zero up to noise (the model's own pixelation cancels), an unresolved pair does not.
+    Elliptical fits model the spot's own xx - yy moment, so an astigmatic spot passes too."""
     size = spots.size
     centre = np.arange(size) + 0.5
     dx = centre[None, None, :] - spots.theta[:, 0, None, None]
     dy = centre[None, :, None] - spots.theta[:, 1, None, None]
-    s2 = spots.theta[:, 2, None, None] ** 2
-    weight = np.exp(-(dx * dx + dy * dy) / (2.0 * s2)).reshape(len(spots), -1)
+    sx2 = spots.theta[:, 2, None, None] ** 2
+    sy2 = spots.theta[:, 7, None, None] ** 2
+    weight = np.exp(-dx * dx / (2.0 * sx2) - dy * dy / (2.0 * sy2)).reshape(len(spots), -1)
     weight = np.where(spots.valid, weight, 0.0)
     ex = _profile(spots.theta[:, 0], spots.theta[:, 2], size)[0]
-    ey = _profile(spots.theta[:, 1], spots.theta[:, 2], size)[0]
+    ey = _profile(spots.theta[:, 1], spots.theta[:, 7], size)[0]
     signal = (spots.theta[:, 3, None, None] * ey[:, :, None] * ex[:, None, :]).reshape(
         len(spots), -1)
     norm = np.maximum((weight * signal).sum(axis=1), 1e-12)
@@ -1453,14 +1610,37 @@ def _elongation_chi2(spots: _Spots, var: np.ndarray) -> np.ndarray:
 
 def _psf_from(spots: _Spots, pixel_size_nm: float, notes: list[str]) -> PsfEstimate:
     notes = list(notes)
-    keep = _single_spots(spots, "the PSF width", notes)
-    sigma = spots.theta[keep, 2] * pixel_size_nm
+    keep = _single_spots(spots, "the PSF width", notes,
+                         "give the PSF with --psf psf.json (loczoo calibrate-psf), "
+                         + _set_hint("psf_sigma_nm", "[lo,hi]"))
+    sx, sy = spots.theta[keep, 2] * pixel_size_nm, spots.theta[keep, 7] * pixel_size_nm
+    sigma = np.sqrt(sx * sy)
     if sigma.size < 20:
         notes.append(f"PSF width from only {sigma.size} spots")
     lo, med, hi = np.percentile(sigma, [10, 50, 90])
+    axes = {}
+    if spots.elliptical:
+        axes = dict(sigma_x_range_nm=tuple(float(v) for v in np.percentile(sx, [10, 90])),
+                    sigma_y_range_nm=tuple(float(v) for v in np.percentile(sy, [10, 90])))
+        notes.append("astigmatic spots: their widths vary with z, so the in-focus PSF width "
+                     "is not measured and imaging.psf_sigma_nm stays the model's; give the "
+                     "calibrated PSF with --psf psf.json (loczoo calibrate-psf), or "
+                     "--set imaging.psf_sigma_nm=[lo,hi]")
     return PsfEstimate(sigma_nm=float(med), sigma_range_nm=(float(lo), float(hi)),
                        n_spots=int(sigma.size), pixel_size_nm=float(pixel_size_nm),
-                       notes=tuple(notes))
+                       notes=tuple(notes), **axes)
+
+
+def _psf_given(psf, curve: np.ndarray, pixel_size_nm: float, source: str) -> PsfEstimate:
+    """A known PSF as a PsfEstimate (nothing measured): its in-focus width (geometric mean of
+    the axes) and the widths of its curve along z."""
+    s0 = math.sqrt(float(psf.sigma0_x_nm) * float(psf.sigma0_y_nm))
+    nm = curve * pixel_size_nm
+    return PsfEstimate(sigma_nm=s0, sigma_range_nm=(s0, s0), n_spots=0,
+                       pixel_size_nm=float(pixel_size_nm),
+                       sigma_x_range_nm=(float(nm[:, 0].min()), float(nm[:, 0].max())),
+                       sigma_y_range_nm=(float(nm[:, 1].min()), float(nm[:, 1].max())),
+                       source=source or "the given PSF")
 
 
 def _median_by(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
@@ -1487,8 +1667,10 @@ def _emitters_from(frames, data: np.ndarray, spots: _Spots, camera: CameraEstima
     notes = list(notes)
     n_total, h, w = (int(v) for v in frames.shape)
     area_um2 = h * w * (pixel_size_nm / 1000.0) ** 2
-    good = _single_spots(spots, "the photons per emitter", notes)
-    photons = spots.theta[good, 3] * camera.photons_per_adu
+    good = _single_spots(spots, "the photons per emitter", notes,
+                         _set_hint("photon_params", "[lo,hi]"))
+    theta = _on_psf(spots)   # a known PSF's widths (the fitted ones otherwise)
+    photons = theta[good, 3] * camera.photons_per_adu
     if photons.size < 20:
         notes.append(f"photons from only {photons.size} isolated spots")
     # Background per frame, in order of preference: the median level of its flat background
@@ -1497,7 +1679,7 @@ def _emitters_from(frames, data: np.ndarray, spots: _Spots, camera: CameraEstima
     _, tile_levels, tile_frames = _tile_points(data, spots.signal_mask)
     n_tiles = np.bincount(tile_frames, minlength=len(data))
     by_tiles = _median_by(tile_levels, tile_frames, len(data))
-    by_spots = _median_by(spots.theta[good, 4], spots.frame[good], len(data))
+    by_spots = _median_by(theta[good, 4], spots.frame[good], len(data))
     free = ~spots.signal_mask
     by_pixels = (np.where(free, data, 0.0).sum(axis=(1, 2))
                  / np.maximum(free.sum(axis=(1, 2)), 1))
@@ -1507,7 +1689,8 @@ def _emitters_from(frames, data: np.ndarray, spots: _Spots, camera: CameraEstima
     level = level[np.isfinite(level)]
     if level.size == 0:
         raise LoczooError("cannot estimate the background: no frame has background regions "
-                          "or fitted spots")
+                          "or fitted spots; "
+                          + _set_hint("background_photons", "[lo,hi]"))
     background = (level - camera.baseline_adu) * camera.photons_per_adu
     if localizations is not None:
         frame = np.asarray(localizations.frame, np.int64)

@@ -363,6 +363,87 @@ def evaluate(truth: Localizations, pred: Localizations, tolerance_nm: float = 25
     }
 
 
+def rmsmd(estimates, emitters) -> float:
+    """Root mean square minimum distance (Sun, Sci Rep 2018; methods.md 6.2) between the
+    estimated positions of a whole movie (all frames pooled, [K, D] nm) and the distinct true
+    emitter positions ([M, D] nm), D = 2 or 3 (z included):
+    sqrt((sum_x d(x, S)^2 + sum_s d(s, X)^2) / (K + M)), d(a, B) the distance to B's nearest."""
+    from scipy.spatial import cKDTree
+
+    x, s = _points(estimates, "estimates"), _points(emitters, "emitters")
+    if x.shape[1] != s.shape[1]:
+        raise LoczooError(f"estimates have {x.shape[1]} coordinates, emitters {s.shape[1]}")
+    to_truth, _ = cKDTree(s).query(x)
+    to_estimates, _ = cKDTree(x).query(s)
+    return float(np.sqrt((np.sum(to_truth ** 2) + np.sum(to_estimates ** 2))
+                         / (len(x) + len(s))))
+
+
+def rmsmd_p(estimates, emitters, activations=None) -> float:
+    """RMSMD-P (the partitioned RMSMD of the NAIRR-SMLM leaderboard; methods.md 6.2): the
+    estimates [K, D] are first shared out among the emitters [M, D]. Each emitter m gets a quota
+    K_m = round(K * beta_m), beta_m = 1/M when K < 2M, else its share of the activations
+    (``activations`` [M], the number of frames each emitter is on; default 1 each); estimates
+    go to emitters greedily, globally nearest pair first, an emitter leaving the pool when its
+    quota is full; estimates left over go one per emitter by the same rule (repeated until none
+    is left); an emitter with no estimate gets its nearest one. Then
+    sqrt((sum_m sum_{x in X_m} |x - s_m|^2 + sum_m min_{x in X_m} |x - s_m|^2) / (K' + M)),
+    K' the number of assignments. All pairs are sorted, so K x M must fit in memory."""
+    x, s = _points(estimates, "estimates"), _points(emitters, "emitters")
+    k, m = len(x), len(s)
+    if x.shape[1] != s.shape[1]:
+        raise LoczooError(f"estimates have {x.shape[1]} coordinates, emitters {s.shape[1]}")
+    if k * m > 20_000_000:
+        raise LoczooError(f"RMSMD-P of {k} estimates and {m} emitters needs {k * m:,} pairs; "
+                          "evaluate a smaller part of the movie")
+    act = np.ones(m) if activations is None else np.asarray(activations, np.float64)
+    beta = np.full(m, 1.0 / m) if k < 2 * m else act / act.sum()
+    quota = np.rint(k * beta).astype(int)
+    d2 = ((x[:, None, :] - s[None, :, :]) ** 2).sum(-1)  # [K, M]
+    order = np.argsort(d2, axis=None, kind="stable")
+    owner = np.full(k, -1)
+    filled = np.zeros(m, int)
+
+    def assign(limit):
+        free, room = int((owner < 0).sum()), int(np.maximum(limit - filled, 0).sum())
+        for flat in order:
+            if free == 0 or room == 0:
+                break
+            i, j = divmod(int(flat), m)
+            if owner[i] < 0 and filled[j] < limit[j]:
+                owner[i] = j
+                filled[j] += 1
+                free, room = free - 1, room - 1
+
+    assign(quota)
+    while (owner < 0).any():  # leftovers: one more per emitter, same rule
+        before = (owner < 0).sum()
+        assign(filled + 1)
+        if (owner < 0).sum() == before:
+            break
+    assigned = owner >= 0
+    per_pair = d2[np.flatnonzero(assigned), owner[assigned]]
+    total = per_pair.sum()
+    nearest_of_own = np.full(m, np.inf)
+    np.minimum.at(nearest_of_own, owner[assigned], per_pair)
+    lonely = ~np.isfinite(nearest_of_own)
+    # An emitter without an estimate gets its nearest one (counted as one more assignment).
+    nearest_of_own[lonely] = d2[:, lonely].min(axis=0)
+    total += nearest_of_own[lonely].sum()
+    count = int(assigned.sum() + lonely.sum())
+    return float(np.sqrt((total + nearest_of_own.sum()) / (count + m)))
+
+
+def _points(values, what: str) -> np.ndarray:
+    points = np.asarray(values, np.float64)
+    if points.ndim != 2 or points.shape[1] not in (2, 3) or len(points) == 0:
+        raise LoczooError(f"{what} must be a non-empty [N, 2] or [N, 3] array of positions, got "
+                          f"shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise LoczooError(f"{what} contain NaN or infinite positions")
+    return points
+
+
 def chance_jaccard(truth: Localizations, pred: Localizations | Mapping[int, int] | int | None,
                    fov_nm: tuple[float, float], tolerance_nm: float = 250.0, repeats: int = 3,
                    seed: int = 0, method: str = "hungarian", border_nm: float = 0.0) -> float:
