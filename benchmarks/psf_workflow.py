@@ -3,7 +3,8 @@ DECODE preset for the experiment, localize, score. On the NAIRR-SMLM 3D astigmat
 splits (../shared/data/nairr_smlm/3DAS_{LD,MD}).
 
     python benchmarks/psf_workflow.py [--model decode/sim-3d-smlm2016] [--epochs 6]
-                                      [--steps-per-epoch 100] [--out runs/psf_workflow]
+                                      [--steps-per-epoch 100] [--learning-rate LR]
+                                      [--out runs/psf_workflow]
 
 1. A bead z-stack is simulated with loczoo's simulator and the PSF the data's generator
    published (../shared/data/README.md: sigma0 140 / 135 nm, foci -/+205 nm, depth 290 nm,
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
+    parser.add_argument("--learning-rate", type=float,
+                        help="fine-tuning learning rate (default: finetune's, a tenth of the "
+                             "preset's)")
     parser.add_argument("--out", default=str(REPO / "runs" / "psf_workflow"))
     parser.add_argument("--splits", nargs="+", default=["LD", "MD"])
     parser.add_argument("--score-only", action="store_true",
@@ -141,7 +145,8 @@ def main() -> None:
                          *sum((["--camera", c] for c in CAMERA), []), "--data", str(stack),
                          "--pixel-size", str(PIXEL_NM), "--epochs", str(args.epochs),
                          "--steps-per-epoch", str(args.steps_per_epoch), "--out", str(run),
-                         "--overwrite"]) == 0
+                         "--overwrite", *(["--learning-rate", str(args.learning_rate)]
+                                          if args.learning_rate else [])]) == 0
         print(f"calibration {calibrated:.0f} s, calibration + fine-tuning "
               f"{(time.time() - start) / 60:.1f} min ({args.epochs} x {args.steps_per_epoch} "
               f"steps)")
