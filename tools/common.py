@@ -90,7 +90,6 @@ def camera_item(text: str, extra_names: tuple[str, ...] = ()) -> str:
     """argparse type of ``--camera``: a named camera (or one of ``extra_names``) or KEY=VALUE
     of a known field with a finite value (``loczoo.smlm.cameras.check_camera_item``; no
     TensorFlow import)."""
-    from loczoo.errors import LoczooError
     from loczoo.smlm.cameras import check_camera_item
 
     if text.strip().lower() in extra_names:

@@ -168,9 +168,8 @@ def finetuning_config(args):
     from loczoo.errors import LoczooError
     from loczoo.registry import get_entry
     from loczoo.runfolder import CONFIG, read_config, read_metadata
-    from loczoo.smlm.cameras import describe_camera
+    from loczoo.smlm.cameras import config_with_camera, describe_camera
     from loczoo.tools.train import (
-        apply_camera,
         apply_psf,
         check_psf_data,
         read_stack_with_pixel_size,
@@ -185,7 +184,7 @@ def finetuning_config(args):
         entry = get_entry(read_metadata(args.out).get("entry"))
         print(f"resuming {args.out} with the settings it started with")
         config = read_config(args.out, entry.config_cls)
-        if apply_camera(config, args.camera, "the run's camera") != config:
+        if config_with_camera(config, args.camera, "the run's camera") != config:
             raise LoczooError(f"--camera differs from the camera {args.out} was started with "
                               f"({describe_camera(config.imaging.camera)}); a resumed run keeps "
                               f"its settings")
@@ -202,7 +201,7 @@ def finetuning_config(args):
     # The PSF and the stack's camera, checked before any work (the PSF again after --set).
     apply_psf(config, psf, args.psf, hint)
     # The stack's camera replaces the estimated one.
-    camera = apply_camera(config, args.camera, "the model's camera").imaging.camera \
+    camera = config_with_camera(config, args.camera, "the model's camera").imaging.camera \
         if args.camera else None
     if camera is not None and args.emccd and camera.em_gain is None:
         raise LoczooError("--emccd says the stack is from an EMCCD, but --camera gives a camera "

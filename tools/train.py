@@ -185,25 +185,6 @@ def parent_config(entry, init: str, config_name: str | None):
     return parent.config
 
 
-def apply_camera(config, items: list[str], what: str = "the configuration's camera"):
-    """``config`` with ``imaging.camera`` changed by ``--camera`` ``items``
-    (``loczoo.smlm.cameras.parse_camera``); unchanged without items. Entries without a
-    simulated camera refuse them."""
-    from dataclasses import replace
-
-    from loczoo.errors import LoczooError
-    from loczoo.smlm.cameras import parse_camera
-
-    if not items:
-        return config
-    imaging = getattr(config, "imaging", None)
-    if not hasattr(imaging, "camera"):
-        raise LoczooError(f"--camera: a {type(config).__name__} has no camera "
-                          f"(imaging.camera); drop --camera")
-    camera = parse_camera(items, imaging.camera, what=what)
-    return replace(config, imaging=replace(imaging, camera=camera))
-
-
 def training_source(args, entry, config):
     """(source, description) for ``--data``: None for the simulator, else TrainingData
     (localization) or LabelledImages (classification)."""
@@ -262,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.errors import LoczooError
     from loczoo.outputs import check_not_input, prepare_folder_output
     from loczoo.registry import get_entry
+    from loczoo.smlm.cameras import config_with_camera, describe_camera
     from loczoo.training import train
 
     if args.resume and args.overwrite:
@@ -283,10 +265,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = parent_config(entry, args.init, args.config)
     config = apply_psf(with_overrides(config, args.set), psf, args.psf)
-    config = apply_camera(config, args.camera)
+    config = config_with_camera(config, args.camera, "the configuration's camera")
     if args.camera:
-        from loczoo.smlm.cameras import describe_camera
-
         print(f"camera: {describe_camera(config.imaging.camera)}")
     source, description = training_source(args, entry, config)
     if source is not None and hasattr(source, "pixel_size_nm"):

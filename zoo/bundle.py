@@ -191,13 +191,12 @@ class ModelBundle:
         photons inside the network (``entry.reads_camera``) are rebuilt with it and keep their
         weights; the others normalise each frame, so they are returned unchanged (the items
         are still checked)."""
-        from loczoo.smlm.cameras import parse_camera
+        from loczoo.smlm.cameras import config_with_camera
 
         # Checks names, keys, values (finite, in range) and the EMCCD trap of the items.
-        camera = parse_camera(overrides, self.config.imaging.camera)
+        config = config_with_camera(self.config, overrides)
         if not overrides or not self.entry.reads_camera:
             return self
-        config = replace(self.config, imaging=replace(self.config.imaging, camera=camera))
         model = self.entry.build_model(config)
         model.set_weights(self.model.get_weights())
         return ModelBundle(entry=self.entry, config=config, model=model, metadata=self.metadata,

@@ -180,6 +180,19 @@ def parse_camera(items: Sequence[str], base: CameraConfig, *, what: str = "the m
     return camera
 
 
+def config_with_camera(config, items: Sequence[str], what: str = "the model's camera"):
+    """``config`` with ``imaging.camera`` changed by ``--camera`` ``items`` (``parse_camera``);
+    unchanged without items. A configuration without a simulated camera refuses them."""
+    if not items:
+        return config
+    imaging = getattr(config, "imaging", None)
+    if not hasattr(imaging, "camera"):
+        raise LoczooError(f"--camera: a {type(config).__name__} has no camera "
+                          f"(imaging.camera); drop --camera")
+    camera = parse_camera(items, imaging.camera, what=what)
+    return replace(config, imaging=replace(imaging, camera=camera))
+
+
 def describe_camera(camera: CameraConfig) -> str:
     """One line: ``sCMOS (no EM gain), 1 photon/ADU above a baseline of 500 ADU, QE 1, read
     noise 1.5 e-`` or ``EMCCD gain 300, 0.15 photon/ADU above a baseline of 100 ADU, ...``.
