@@ -895,9 +895,10 @@ def _linear_solve(theta, boxes, size, nb_pos, nb_on, elliptical=False,
     return out
 
 
-def _profile(centre: np.ndarray, sigma: np.ndarray, size: int):
+def gaussian_pixel_profile(centre: np.ndarray, sigma: np.ndarray, size: int):
     """Fraction of a 1D Gaussian in each pixel of the box (pixel j covers [j, j + 1)) and its
-    derivatives by centre and sigma, each [..., size]."""
+    derivatives by centre and sigma, each [..., size]: the pixel-integrated PSF of the spot
+    fits here and of the bead fits of ``loczoo.smlm.psf``."""
     edges = np.arange(size + 1, dtype=np.float64) - centre[..., None]
     s = sigma[..., None]
     cdf = 0.5 * erf(edges / (_SQRT2 * s))
@@ -919,8 +920,8 @@ def _evaluate(theta: np.ndarray, size: int, nb_pos: np.ndarray, nb_on: np.ndarra
     if not elliptical:
         s_y = s
     n, k = theta.shape[0], nb_pos.shape[1]
-    ex, ex_c, ex_s = _profile(x0, s, size)
-    ey, ey_c, ey_s = _profile(y0, s_y, size)
+    ex, ex_c, ex_s = gaussian_pixel_profile(x0, s, size)
+    ey, ey_c, ey_s = gaussian_pixel_profile(y0, s_y, size)
     p = photons[:, None, None]
     shape = ey[:, :, None] * ex[:, None, :]
     jac = np.empty((n, size, size, _NB + (3 if elliptical else 2) * k))
@@ -945,8 +946,8 @@ def _evaluate(theta: np.ndarray, size: int, nb_pos: np.ndarray, nb_on: np.ndarra
         nk = theta[:, _NB:_NB + k]
         sk = np.where(own, theta[:, _NB + k:_NB + 2 * k], s[:, None])
         sk_y = np.where(own, theta[:, _NB + 2 * k:], s_y[:, None]) if elliptical else sk
-        nx, _, nx_s = _profile(nb_pos[..., 0], sk, size)          # [n, k, P]
-        ny, _, ny_s = _profile(nb_pos[..., 1], sk_y, size)
+        nx, _, nx_s = gaussian_pixel_profile(nb_pos[..., 0], sk, size)          # [n, k, P]
+        ny, _, ny_s = gaussian_pixel_profile(nb_pos[..., 1], sk_y, size)
         on = nb_on[..., None]
         nx, nx_s = np.where(on, nx, 0.0), np.where(on, nx_s, 0.0)
         model = model + np.swapaxes(ny * nk[..., None], 1, 2) @ nx
@@ -1592,8 +1593,8 @@ def _elongation_chi2(spots: _Spots, var: np.ndarray) -> np.ndarray:
     sy2 = spots.theta[:, 7, None, None] ** 2
     weight = np.exp(-dx * dx / (2.0 * sx2) - dy * dy / (2.0 * sy2)).reshape(len(spots), -1)
     weight = np.where(spots.valid, weight, 0.0)
-    ex = _profile(spots.theta[:, 0], spots.theta[:, 2], size)[0]
-    ey = _profile(spots.theta[:, 1], spots.theta[:, 7], size)[0]
+    ex = gaussian_pixel_profile(spots.theta[:, 0], spots.theta[:, 2], size)[0]
+    ey = gaussian_pixel_profile(spots.theta[:, 1], spots.theta[:, 7], size)[0]
     signal = (spots.theta[:, 3, None, None] * ey[:, :, None] * ex[:, None, :]).reshape(
         len(spots), -1)
     norm = np.maximum((weight * signal).sum(axis=1), 1e-12)

@@ -72,9 +72,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, optimize
-from scipy.special import erf
 
 from loczoo.errors import LoczooError
+from loczoo.smlm.estimate import gaussian_pixel_profile
 
 MODEL = "astigmatic_gaussian"
 FORMAT_VERSION = 1
@@ -87,7 +87,6 @@ MIN_FOCUS_SEPARATION = 0.2   # x and y foci at least this x depth apart (an asti
 MAX_BEADS = 50               # the brightest isolated beads used (one z offset each in the fit)
 WIDTH_FLOOR = 0.005          # relative floor of a width's error in the z fit
 _CHUNK_PIXELS = 4_000_000    # boxes x pixels fitted at once (memory of the Jacobian)
-_SQRT2 = math.sqrt(2.0)
 
 
 # --------------------------------------------------------------------------- the model
@@ -421,25 +420,12 @@ def _boxes(frames, beads: list[Bead], r: int) -> np.ndarray:
 # --------------------------------------------------------------------------- per-plane fits
 
 
-def _profiles(centre: np.ndarray, sigma: np.ndarray, size: int):
-    """Pixel integrals of a unit 1D Gaussian over pixels [k, k+1), k < size, and their
-    derivatives by centre and sigma: three [F, size] arrays."""
-    edges = np.arange(size + 1, dtype=np.float64)[None, :]
-    a = (edges - centre[:, None]) / (_SQRT2 * sigma[:, None])
-    cdf = 0.5 * erf(a)
-    pdf = np.exp(-a * a) / math.sqrt(math.pi)  # d(0.5 erf(a)) / da
-    e = np.diff(cdf, axis=1)
-    de_dc = np.diff(pdf, axis=1) * (-1.0 / (_SQRT2 * sigma))[:, None]
-    de_ds = np.diff(pdf * (-a / sigma[:, None]), axis=1)
-    return e, de_dc, de_ds
-
-
 def _model(theta: np.ndarray, size: int, jacobian: bool = True):
     """Expected photons [F, S*S] (rows y, columns x) and the Jacobian [F, 6, S*S] for
     theta = (x, y, sigma_x, sigma_y, photons, background) in pixels (pixel k covers [k, k+1))."""
     x, y, sx, sy, n, bg = theta.T
-    ex, dex_dc, dex_ds = _profiles(x, sx, size)
-    ey, dey_dc, dey_ds = _profiles(y, sy, size)
+    ex, dex_dc, dex_ds = gaussian_pixel_profile(x, sx, size)
+    ey, dey_dc, dey_ds = gaussian_pixel_profile(y, sy, size)
     shape = (len(theta), size * size)
 
     def outer(py, px):
