@@ -2,7 +2,7 @@
 DECODE preset for the experiment, localize, score. On the NAIRR-SMLM 3D astigmatic training
 splits (../shared/data/nairr_smlm/3DAS_{LD,MD}).
 
-    python benchmarks/psf_workflow.py [--model decode/sim-3d-smlm2016] [--epochs 6]
+    python benchmarks/psf_workflow.py [--model decode/sim-3d-smlm2016] [--epochs 14]
                                       [--steps-per-epoch 100] [--learning-rate LR]
                                       [--out runs/psf_workflow]
 
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="decode/sim-3d-smlm2016")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--learning-rate", type=float,
                         help="fine-tuning learning rate (default: finetune's, a tenth of the "

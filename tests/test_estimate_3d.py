@@ -121,3 +121,42 @@ def test_two_d_fits_stay_round():
     spots = _find_and_fit(np.asarray(stack[:20], np.float64), 1.5)
     assert len(spots) and not spots.elliptical
     np.testing.assert_array_equal(spots.theta[:, 2], spots.theta[:, 7])
+
+
+def test_known_psf_reads_the_data_z_range():
+    """The spots' widths read on a PSF calibrated over -800..800 nm give the data's z range
+    (-400..400 nm) widened by the margin, not the PSF's whole range."""
+    from dataclasses import replace
+
+    stack, truth = simulated(N_FRAMES)
+    wide = replace(psf_model(), z_range_nm=(-800.0, 800.0))
+    est = estimate_imaging(stack, 100.0, localizations=truth,
+                           camera=CameraEstimate.known(BASELINE, 1.0), psf=wide)
+    lo, hi = est.psf.z_range_nm
+    assert est.psf.n_z_spots >= 20
+    assert -650.0 < lo <= -400.0 and 400.0 <= hi < 650.0
+    assert f"imaging.z_range_nm=[{lo!r}, {hi!r}]" in est.imaging_overrides()
+    assert any("z range to train" in line for line in est.summary_lines())
+
+
+def test_too_few_spots_leave_the_psf_range():
+    from dataclasses import replace
+
+    stack, truth = simulated(N_FRAMES)
+    wide = replace(psf_model(), z_range_nm=(-800.0, 800.0))
+    est = estimate_imaging(stack[:3], 100.0, localizations=truth,
+                           camera=CameraEstimate.known(BASELINE, 1.0), psf=wide)
+    assert est.psf.z_range_nm is None
+    assert not any(item.startswith("imaging.z_range_nm") for item in est.imaging_overrides())
+    assert any("PSF's whole range" in line for line in est.summary_lines())
+
+
+def test_astigmatic_density_counts_the_light_not_the_first_pass():
+    """A first pass that found only the emitters near focus (a 2D network misses defocused
+    astigmatic spots) would put the density at about a third; the frames' light does not."""
+    stack, truth = simulated(N_FRAMES)
+    near_focus = truth.select(np.abs(np.asarray(truth.z)) < 130.0)
+    est = estimate_imaging(stack, 100.0, localizations=near_focus,
+                           camera=CameraEstimate.known(BASELINE, 1.0), psf=psf_model())
+    assert est.emitters.density_source == "photon budget"
+    assert est.emitters.density_per_um2 == pytest.approx(1.0, rel=0.2)

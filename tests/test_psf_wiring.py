@@ -142,6 +142,13 @@ def test_train_and_finetune_refusals(tmp_path, run_cli):
     code, _, err = run_cli("train", "decode", "--init", "decode/sim-3d-smlm2016", "--out", out,
                            "--psf", deep)
     one_error(code, err, "-1000..1000 nm", "z_max 900 nm")
+    # A z range beyond the one the PSF was calibrated over (--set applies after --psf).
+    code, _, err = run_cli("train", "decode", "--config", "3d", "--out", out, "--psf", path,
+                           "--set", "imaging.z_range_nm=[-700,0]")
+    one_error(code, err, "-700..0 nm", "-600..600 nm", "calibrated over")
+    code, _, err = run_cli("finetune", "decode/sim-3d-smlm2016", "--out", out, "--psf", path,
+                           "--set", "imaging.z_range_nm=[0,650]", "--estimate-only")
+    one_error(code, err, "0..650 nm", "-600..600 nm")
     # A tampered file.
     tampered = tmp_path / "tampered.json"
     tampered.write_text(path.read_text().replace('"beads": 3', '"beads": 3, "bead": 1'))
@@ -170,4 +177,11 @@ def test_finetune_estimate_only_applies_the_psf(tmp_path, run_cli):
                                 "--psf", path, "--estimate-only")
     assert code == 0, err
     assert f"psf {path}" in stdout
+    # A new PSF: the parent's own learning rate (2e-4), falling to 3 % over the default
+    # 10 x 200 steps of 32 windows in 10 stairs of 6400 samples.
+    assert "learning_rate=0.0002 lr_decay_samples=6400 lr_decay=0.704226" in stdout
     assert not (tmp_path / "run").exists()
+    code, stdout, err = run_cli("finetune", "decode/sim-3d-smlm2016", "--out", tmp_path / "run",
+                                "--estimate-only", "--epochs", "2", "--steps-per-epoch", "50")
+    assert code == 0, err
+    assert "learning_rate=2e-05 lr_decay_samples=320 lr_decay=0.704226" in stdout

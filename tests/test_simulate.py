@@ -624,3 +624,52 @@ def test_stack_is_its_batches_in_order(on_time):
         else:
             parts.append(S.simulate(seed, size, 12, 14, imaging)["frames"])
     np.testing.assert_array_equal(frames, np.concatenate(parts))
+
+
+def test_astigmatism_spread_draws_one_psf_per_frame_from_the_family():
+    """With astigmatism_spread 0.3 each frame's foci and depth are the astigmatism's times
+    factors in 0.7..1.3, one draw per frame (all emitters of a frame share it); 0 is the
+    astigmatism itself."""
+    from dataclasses import replace
+
+    from loczoo.errors import LoczooError
+    from scipy.optimize import least_squares
+
+    from loczoo.smlm.simulate import AstigmatismConfig, ImagingConfig, sample_emitters
+
+    astig = AstigmatismConfig()
+    imaging = ImagingConfig(z_range_nm=(-600.0, 600.0), astigmatism=astig,
+                            psf_sigma_nm=(100.0, 100.0), density_per_um2=(5.0, 5.0),
+                            astigmatism_spread=0.3)
+    e = sample_emitters([4, 2], 64, 32, 32, imaging, 60)
+    z, sx, sy, exists = (np.asarray(e[k]) for k in ("z", "sigma_x", "sigma_y", "exists"))
+    fits = []
+    for f in range(64):
+        keep = exists[f]
+        assert keep.sum() >= 3
+        # sigma^2 / sigma0^2 - 1 = ((z - c f) / (d g))^2: solve each frame's focus and depth
+        # factors from its emitters and check they are shared and in range.
+        def residual(v, zf=z[f][keep], sf=sx[f][keep]):
+            return 100.0 * np.sqrt(astig.widening_squared(zf, "x", v[0], v[1])) - sf
+
+        fit = least_squares(residual, [1.0, 1.0], bounds=([0.5, 0.5], [1.5, 1.5]))
+        assert np.abs(fit.fun).max() < 0.05   # nm: one (focus, depth) pair explains the frame
+        fits.append(fit.x)
+    fits = np.array(fits)
+    assert fits.min() >= 0.7 and fits.max() <= 1.3
+    assert fits[:, 0].std() > 0.1 and fits[:, 1].std() > 0.1   # they vary between frames
+    plain = sample_emitters([4, 2], 4, 32, 32, replace(imaging, astigmatism_spread=0.0), 60)
+    want = astig.sigmas(np.asarray(plain["z"]), 100.0)[0]
+    np.testing.assert_allclose(np.asarray(plain["sigma_x"])[np.asarray(plain["exists"])],
+                               want[np.asarray(plain["exists"])], rtol=1e-5)
+    with pytest.raises(LoczooError, match="astigmatism_spread must be in"):
+        replace(imaging, astigmatism_spread=1.0)
+    with pytest.raises(LoczooError, match="needs an astigmatism"):
+        ImagingConfig(astigmatism_spread=0.2)
+    # Every member is checked: with b_x = -0.04, sigma_x^2 turns negative beyond |u| = 5.1;
+    # over -600..600 nm |u| reaches 3.0 (focus 250 nm, depth 280 nm), but 5.7 for the member
+    # with focus 1.4 x 250 nm and depth 0.6 x 280 nm.
+    negative = AstigmatismConfig(b_x=-0.04)
+    ImagingConfig(z_range_nm=(-600.0, 600.0), astigmatism=negative)
+    with pytest.raises(LoczooError, match="negative PSF width"):
+        ImagingConfig(z_range_nm=(-600.0, 600.0), astigmatism=negative, astigmatism_spread=0.4)

@@ -188,6 +188,9 @@ def test_resume_refuses_other_settings(tmp_path, run_cli, monkeypatch):
     assert "steps_per_epoch 1 (asked: 2)" in err and "config.upsampling 2 (asked: 4)" in err
     code, _, err = run_cli("train", "dsir", "--config", "tiny", "--out", out, "--resume")
     assert code == 2 and "is a deep_storm run, not dsir" in err
+    code, _, err = run_cli("train", *TINY, "--steps-per-epoch", "1", "--epochs", "2",
+                           "--out", out, "--resume", "--precision", "bfloat16")
+    assert code == 2 and "precision 'float32' (asked: 'bfloat16')" in err
 
 
 def test_mirrored_strategy_on_this_machine_gives_the_default_result(tmp_path):

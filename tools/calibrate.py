@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from loczoo import runfolder
-    from loczoo.calibration import calibrate_run_folder
+    from loczoo.calibration import calibrate_run_folder, describe_sigma_scale
 
     best, rows = calibrate_run_folder(args.run, frames=args.frames, size=args.size,
                                       seed=args.seed, tolerance_nm=args.tolerance,
@@ -36,8 +36,12 @@ def run(args: argparse.Namespace) -> int:
               f"{r['efficiency_lateral']:10.1f}")
     print(f"best threshold {best['threshold']:.2f}: Jaccard {best['jaccard']:.3f}, "
           f"RMSE {best['rmse_lateral']:.1f} nm on {args.frames} simulated frames")
+    if describe_sigma_scale(best):
+        print(describe_sigma_scale(best))
     if not args.dry_run:
-        print(f"stored threshold {best['threshold']:.2f} in {args.run}/{runfolder.CONFIG}")
+        stored = " and the sigma scale" if "sigma_scale" in best else ""
+        print(f"stored threshold {best['threshold']:.2f}{stored} in "
+              f"{args.run}/{runfolder.CONFIG}")
     return 0
 
 

@@ -27,6 +27,10 @@ SUBCOMMANDS = {
     "localize": ("localize", "localize molecules in a TIFF stack, write a CSV (and an image)"),
     "evaluate": ("evaluate", "compare localizations with ground truth (SMLM challenge metrics)"),
     "render": ("render", "render localizations to a super-resolved TIFF or PNG image"),
+    "drift": ("drift", "correct the stage drift of a localization table (no fiducials; x, y "
+                       "and z), write the trace"),
+    "filter": ("filter", "keep the localizations that satisfy an expression over the table's "
+                         "columns"),
     "simulate-cells": ("simulate_cells", "simulate labelled images of single cells (synthetic "
                                          "protein patterns), one folder per class"),
     "export": ("export", "export a model: SavedModel, TFLite, bioimage.io package or "

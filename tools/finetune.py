@@ -28,8 +28,15 @@ from loczoo.tools.common import (
     standalone,
 )
 
-FIRST_PASS_FRAMES = 200  # frames localized to estimate density, photons (and the camera)
+# Frames localized to estimate density, photons (and the camera): at least 200, more while
+# they hold under FIRST_PASS_PIXELS pixels in all (small frames hold few isolated spots each).
+FIRST_PASS_FRAMES = 200
+FIRST_PASS_PIXELS = 1_000_000
 FIRST_PASS_MODEL = "deep_storm"
+# The fine-tuning schedule of entries with a staircase decay (DECODE): down to
+# FINETUNE_FINAL_LR of the start rate in FINETUNE_DECAY_STEPS stairs over the run.
+FINETUNE_DECAY_STEPS = 10
+FINETUNE_FINAL_LR = 0.03
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config override after the estimates, e.g. --set "
                              "imaging.psf_sigma_nm=[120,140] (repeatable)")
     parser.add_argument("--learning-rate", type=number(float, above=0, max=1),
-                        help="default: a tenth of the model's training learning rate")
+                        help="the start rate; default: a tenth of the model's training rate "
+                             "(with --psf, a new PSF: the model's own rate). DECODE's rate "
+                             "falls in 10 stairs to 3 %% of the start by the end of the run")
     add_schedule_arguments(parser, steps_per_epoch=200, epochs=10)
     parser.add_argument("--strategy", default="default",
                         choices=("default", "mirrored", "multiworker"),
@@ -93,8 +102,9 @@ def estimate_conditions(stack, emccd: bool, quiet: bool, camera=None, elliptical
     from loczoo.smlm.estimate import estimate_imaging
 
     frames, pixel = stack.frames, stack.pixel_size_nm
-    step = max(1, len(frames) // FIRST_PASS_FRAMES)
-    chosen = np.asarray(frames[np.arange(0, len(frames), step)[:FIRST_PASS_FRAMES]])
+    count = max(FIRST_PASS_FRAMES, FIRST_PASS_PIXELS // (frames.shape[1] * frames.shape[2]))
+    step = max(1, len(frames) // count)
+    chosen = np.asarray(frames[np.arange(0, len(frames), step)[:count]])
     first_pass = load_bundle(FIRST_PASS_MODEL)
     locs = first_pass.localize(chosen, pixel_size_nm=pixel, progress=ProgressPrinter(
         f"first localization pass ({first_pass.source})", quiet=quiet))
@@ -150,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                    epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
                    init=args.model, overwrite=args.overwrite, quiet=args.quiet,
                    data_description=description, command=args.command_line,
-                   resume=args.resume, strategy=strategy,
+                   resume=args.resume, strategy=strategy, precision=args.precision,
                    extra_metadata={"psf": psf_record} if psf_record else None)
     if worker_info(strategy)[0] == 0 and not read_metadata(folder)["interrupted"]:
         recalibrate(folder, source, args.seed)
@@ -169,13 +179,11 @@ def finetuning_config(args):
     from loczoo.registry import get_entry
     from loczoo.runfolder import CONFIG, read_config, read_metadata
     from loczoo.smlm.cameras import config_with_camera, describe_camera
-    from loczoo.tools.train import (
-        apply_psf,
-        check_psf_data,
-        read_stack_with_pixel_size,
-    )
+    from loczoo.smlm.psf import check_config_z_range, config_with_psf
+    from loczoo.tools.train import check_psf_data, read_stack_with_pixel_size
 
     psf = getattr(args, "psf_model", None)
+    where = f"--psf {args.psf}"
     hint = "start from a 3D preset (e.g. decode/sim-3d-smlm2016) or run folder"
 
     if args.resume:
@@ -188,7 +196,9 @@ def finetuning_config(args):
             raise LoczooError(f"--camera differs from the camera {args.out} was started with "
                               f"({describe_camera(config.imaging.camera)}); a resumed run keeps "
                               f"its settings")
-        if apply_psf(config, psf, args.psf, hint) != config:
+        with_psf = config_with_psf(config, psf, where, hint)
+        if (with_psf.imaging.astigmatism, with_psf.imaging.pixel_size_nm) != (
+                config.imaging.astigmatism, config.imaging.pixel_size_nm):
             raise LoczooError(f"--psf {args.psf} differs from the PSF {args.out} was started "
                               f"with; a resumed run keeps its settings")
         return entry, config
@@ -198,8 +208,8 @@ def finetuning_config(args):
         raise LoczooError(f"loczoo finetune is for localization models; train {entry.name} "
                           f"on labelled images with `loczoo train {entry.name} --init "
                           f"{args.model} --data FOLDER`")
-    # The PSF and the stack's camera, checked before any work (the PSF again after --set).
-    apply_psf(config, psf, args.psf, hint)
+    # The PSF first: the estimate narrows its z range to the data's, --set may change it.
+    config = config_with_psf(config, psf, where, hint)
     # The stack's camera replaces the estimated one.
     camera = config_with_camera(config, args.camera, "the model's camera").imaging.camera \
         if args.camera else None
@@ -224,22 +234,37 @@ def finetuning_config(args):
         if camera is not None:  # the given camera, not its estimate-shaped copy
             overrides = [item for item in overrides if not item.startswith("imaging.camera.")]
     if hasattr(config, "learning_rate"):
-        overrides.append(f"learning_rate={args.learning_rate or config.learning_rate / 10:g}")
+        # A new PSF changes what every spot shape means in z: the parent's own rate. Otherwise
+        # the conditions move a little: a tenth of it.
+        start = args.learning_rate or config.learning_rate / (1 if psf is not None else 10)
+        overrides.append(f"learning_rate={start:g}")
+        if hasattr(config, "lr_decay_samples"):
+            # The rate falls in FINETUNE_DECAY_STEPS stairs to FINETUNE_FINAL_LR of itself by
+            # the end of the run: most of the gain of a short run comes at a low final rate.
+            samples = args.epochs * args.steps_per_epoch * config.batch_size
+            overrides += [f"lr_decay_samples={max(1, samples // FINETUNE_DECAY_STEPS)}",
+                          f"lr_decay={FINETUNE_FINAL_LR ** (1 / FINETUNE_DECAY_STEPS):.6g}"]
     if camera is not None:
         print(f"camera: {describe_camera(camera)} (given with --camera)")
-    settings = (overrides + [f"camera {' '.join(args.camera)}"] * bool(args.camera) + args.set
-                + [f"psf {args.psf}"] * bool(psf))
+    settings = ([f"psf {args.psf}"] * bool(psf) + overrides
+                + [f"camera {' '.join(args.camera)}"] * bool(args.camera) + args.set)
     print(f"fine-tuning {parent.source} with {' '.join(settings) or 'its own settings'}")
     config = with_overrides(config, overrides)
     if camera is not None:
         config = replace(config, imaging=replace(config.imaging, camera=camera))
-    return entry, apply_psf(with_overrides(config, args.set), psf, args.psf, hint)
+    config = with_overrides(config, args.set)
+    check_config_z_range(config, psf, where)
+    return entry, config
 
 
 def recalibrate(folder, source, seed: int) -> None:
     """Re-choose the detection threshold for the fine-tuned weights: on the validation frames
     of the user's data, or on frames simulated with the fine-tuned conditions."""
-    from loczoo.calibration import NothingDetectedError, calibrate_run_folder
+    from loczoo.calibration import (
+        NothingDetectedError,
+        calibrate_run_folder,
+        describe_sigma_scale,
+    )
 
     data = None if source is None else source.subset(source.split_frames("validation"))
     try:
@@ -252,6 +277,8 @@ def recalibrate(folder, source, seed: int) -> None:
              f"{data.frames.shape[0]} validation frames of the data")
     print(f"detection threshold {best['threshold']:.2f} chosen on {where}: "
           f"Jaccard {best['jaccard']:.3f}, RMSE {best['rmse_lateral']:.1f} nm")
+    if describe_sigma_scale(best):
+        print(describe_sigma_scale(best))
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixel of the --render image in nm")
     parser.add_argument("--batch-size", type=number(int, min=1, max=4096), default=4,
                         help="frames per network call")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average the network's outputs over the "
+                             "flipped (and, for non-astigmatic models, transposed) frames; "
+                             "cancels learned sub-pixel bias, costs 4 or 8 network passes")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
 
@@ -75,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"camera: {describe_camera(bundle.config.imaging.camera)} ({which})")
     if args.threshold is not None:
         bundle.config = replace(bundle.config, threshold=args.threshold)
+    if args.tta:
+        bundle = bundle.with_test_time_augmentation()
+        print(f"test-time augmentation: {bundle.augmentation_passes()} network passes per "
+              f"frame ({'flips' if bundle.astigmatic else 'flips and transposes'})")
     pixel_size = stack.pixel_size_nm
     if pixel_size is None:
         pixel_size = bundle.config.imaging.pixel_size_nm

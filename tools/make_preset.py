@@ -12,7 +12,7 @@ import sys
 from loczoo.tools.common import import_tensorflow_quietly, standalone
 
 # Config fields that belong to post-processing rather than to the network.
-POSTPROCESS_KEYS = ("threshold", "split_threshold")
+POSTPROCESS_KEYS = ("threshold", "split_threshold", "sigma_scale")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -66,12 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_psf_argument(parser: argparse.ArgumentParser) -> None:
-    """``--psf psf.json`` of ``train`` and ``finetune`` (``apply_psf``)."""
+    """``--psf psf.json`` of ``train`` and ``finetune`` (``loczoo.smlm.psf.config_with_psf``)."""
     parser.add_argument("--psf", metavar="PSF.json",
                         help="a calibrated PSF (`loczoo calibrate-psf`): sets imaging."
-                             "astigmatism, psf_sigma_nm, z_range_nm and pixel_size_nm, applied "
-                             "after --set; for 3D configurations (e.g. decode --config 3d). The "
-                             "run folder records it in its metadata (psf)")
+                             "astigmatism, psf_sigma_nm and pixel_size_nm, and imaging."
+                             "z_range_nm to the PSF's range (finetune --data: to the data's, "
+                             "estimated with it); --set may change them; for 3D configurations "
+                             "(e.g. decode --config 3d). The run folder records it in its "
+                             "metadata (psf)")
 
 
 def read_psf_argument(path: str | None):
@@ -90,41 +92,6 @@ def read_psf_argument(path: str | None):
     record = {"file": Path(path).name, "sha256": hashlib.sha256(raw).hexdigest(),
               "content": json.loads(raw.decode("utf-8"))}
     return psf, record
-
-
-def apply_psf(config, psf, path: str, hint: str = "use --config 3d or a 3D preset"):
-    """``config`` with the calibrated PSF of ``path`` (a ``PsfModel``): ``imaging.astigmatism``
-    and ``imaging.psf_sigma_nm`` (``astigmatism_from_psf``), ``imaging.z_range_nm`` (the PSF's
-    valid range) and ``imaging.pixel_size_nm``; unchanged when ``psf`` is None. Refused in one
-    line for a configuration that predicts no z, and when the configuration keeps data
-    constants (a parent's ``z_max``) that cannot represent the PSF's z range."""
-    from dataclasses import fields, replace
-
-    from loczoo.errors import LoczooError
-    from loczoo.smlm.psf import astigmatism_from_psf
-
-    if psf is None:
-        return config
-    imaging = getattr(config, "imaging", None)
-    name = type(config).__name__
-    if imaging is None or "astigmatism" not in {f.name for f in fields(imaging)}:
-        raise LoczooError(f"--psf {path}: a {name} has no simulated astigmatic PSF "
-                          f"(imaging.astigmatism); drop --psf")
-    if not hasattr(config, "predict_z"):
-        raise LoczooError(f"--psf {path}: a {name} localizes in 2D (predicts no z); a 3D PSF "
-                          f"needs a 3D model such as decode --config 3d")
-    if not config.predict_z:
-        raise LoczooError(f"--psf {path}: this {name} is 2D (predict_z false); {hint}")
-    z_low, z_high = psf.z_range_nm
-    z_max = getattr(config, "z_max", 0.0)
-    if getattr(config, "has_scaling", False) and z_max > 0 and max(-z_low, z_high) > z_max:
-        raise LoczooError(f"--psf {path}: its z range {z_low:g}..{z_high:g} nm exceeds the "
-                          f"model's z_max {z_max:g} nm (a data constant kept from its parent); "
-                          f"train a new model (loczoo train decode --config 3d --psf ...)")
-    astigmatism, sigma = astigmatism_from_psf(psf)
-    return replace(config, imaging=replace(
-        imaging, astigmatism=astigmatism, psf_sigma_nm=sigma, z_range_nm=(z_low, z_high),
-        pixel_size_nm=float(psf.pixel_size_nm)))
 
 
 def check_psf_data(psf, pixel_size_nm: float | None, data: str) -> None:
@@ -244,12 +211,15 @@ def run(args: argparse.Namespace) -> int:
     from loczoo.outputs import check_not_input, prepare_folder_output
     from loczoo.registry import get_entry
     from loczoo.smlm.cameras import config_with_camera, describe_camera
+    from loczoo.smlm.psf import check_config_z_range, config_with_psf
     from loczoo.training import train
 
     if args.resume and args.overwrite:
         raise LoczooError("--resume and --overwrite exclude each other")
     if args.folds and (args.resume or args.strategy != "default"):
         raise LoczooError("--folds trains on one device: no --resume or --strategy")
+    if args.folds and args.precision != "float32":
+        raise LoczooError("--folds trains in float32: drop --precision")
     if args.folds == 1:
         raise LoczooError("--folds needs at least 2 folds (0: no cross-validation)")
     psf, psf_record = read_psf_argument(args.psf)
@@ -264,7 +234,9 @@ def run(args: argparse.Namespace) -> int:
         config = named_config(entry.config_cls, args.config or "default")
     else:
         config = parent_config(entry, args.init, args.config)
-    config = apply_psf(with_overrides(config, args.set), psf, args.psf)
+    where = f"--psf {args.psf}"
+    config = with_overrides(config_with_psf(config, psf, where), args.set)
+    check_config_z_range(config, psf, where)
     config = config_with_camera(config, args.camera, "the configuration's camera")
     if args.camera:
         print(f"camera: {describe_camera(config.imaging.camera)}")
@@ -277,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
                    epochs=args.epochs, validation_steps=args.validation_steps, seed=args.seed,
                    init=args.init, overwrite=args.overwrite, resume=args.resume,
                    quiet=args.quiet, data_description=description, command=args.command_line,
-                   strategy=strategy, extra_metadata={"psf": psf_record} if psf else None)
+                   strategy=strategy, extra_metadata={"psf": psf_record} if psf else None,
+                   precision=args.precision)
     return report_run(folder, strategy)
 
 

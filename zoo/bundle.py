@@ -27,6 +27,8 @@ class ModelBundle:
     weights_file: Path | None = None  # where the weights were loaded from (None: built here)
     model_card: str = ""  # the preset's (or run folder's) MODEL_CARD.md, if it has one
     camera_given: bool = False  # the camera was changed for the data (``with_camera``)
+    # Average the outputs over flipped (and transposed) frames (``with_test_time_augmentation``).
+    test_time_augmentation: bool = False
 
     def __post_init__(self):
         import tensorflow as tf
@@ -53,7 +55,36 @@ class ModelBundle:
             if pad_h or pad_w:
                 chunk = np.pad(chunk, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
             inputs = self.entry.preprocess(chunk, self.config)[start - lo:stop - lo]
-            yield start, np.asarray(self._forward(inputs))
+            outputs = np.asarray(self._forward(inputs))
+            if self.test_time_augmentation:
+                outputs = self._augmented(np.asarray(inputs), outputs)
+            yield start, outputs
+
+    @property
+    def astigmatic(self) -> bool:
+        """The model's PSF is astigmatic (3D): its x and y are not interchangeable."""
+        return getattr(getattr(self.config, "imaging", None), "astigmatism", None) is not None
+
+    def augmentation_passes(self) -> int:
+        """Network passes per frame with test-time augmentation (``loczoo.smlm.tta``)."""
+        from loczoo.smlm.tta import symmetries
+
+        return len(symmetries(self.astigmatic))
+
+    def with_test_time_augmentation(self) -> ModelBundle:
+        """This model with its outputs averaged over the flipped (and, unless astigmatic,
+        transposed) frames (``loczoo.smlm.tta``): ``augmentation_passes()`` times the network
+        time. Localization models only."""
+        if self.entry.task != "localization" or self.entry.tensor_layout is None:
+            raise LoczooError(f"test-time augmentation is for localization models, not "
+                              f"{self.entry.name}")
+        return replace(self, test_time_augmentation=True)
+
+    def _augmented(self, inputs: np.ndarray, plain: np.ndarray) -> np.ndarray:
+        from loczoo.smlm.tta import averaged
+
+        channels = self.entry.tensor_layout(self.config).output_channels
+        return averaged(lambda x: self._forward(x), inputs, channels, self.astigmatic, plain)
 
     def network_outputs(self, frames, batch_size: int = 4) -> list[tuple[int, np.ndarray]]:
         """``predict_batches`` kept in memory: (first frame index, raw outputs) per batch, to

@@ -1,4 +1,5 @@
-"""Choose a localization model's detection threshold on simulated frames.
+"""Choose a localization model's detection threshold on simulated frames (and, for models
+that predict uncertainties, the scale that calibrates them).
 
 The threshold is picked on frames from the model's own imaging configuration (never on the
 data it will be evaluated on), maximising the SMLM-challenge lateral efficiency, which weighs
@@ -28,8 +29,12 @@ def sweep_thresholds(bundle, frames: np.ndarray, truth: Localizations, pixel_siz
                      batch_size: int = 8) -> list[dict]:
     """Metrics at every threshold; the network runs once per frame (``network_outputs``),
     the bundle's post-processing once per threshold (``postprocess_outputs``)."""
-    _, height, width = frames.shape
-    outputs = bundle.network_outputs(frames, batch_size)
+    return _sweep(bundle, bundle.network_outputs(frames, batch_size), frames.shape, truth,
+                  pixel_size_nm, thresholds, tolerance_nm)
+
+
+def _sweep(bundle, outputs, shape, truth, pixel_size_nm, thresholds, tolerance_nm):
+    _, height, width = shape
     rows = []
     for threshold in thresholds:
         locs = bundle.postprocess_outputs(outputs, pixel_size_nm=pixel_size_nm, height=height,
@@ -52,6 +57,37 @@ class NothingDetectedError(LoczooError):
 
 def best_threshold(rows: list[dict]) -> dict:
     return max(rows, key=lambda r: np.nan_to_num(r["efficiency_lateral"], nan=-np.inf))
+
+
+MIN_SIGMA_PAIRS = 50   # matched emitters needed to measure the spread of error / sigma
+
+
+def sigma_scales(truth: Localizations, locs: Localizations, tolerance_nm: float = 250.0):
+    """Per axis (x, y, z), the spread of (prediction - truth) / predicted sigma over the
+    matched emitters: the factor that makes the predicted uncertainties calibrated. The
+    spread is the standard deviation after leaving out ratios beyond 5 robust standard
+    deviations (mismatched pairs). None for an axis without sigmas or with fewer than
+    ``MIN_SIGMA_PAIRS`` pairs."""
+    from loczoo.smlm.metrics import match
+
+    m = match(truth, locs, tolerance_nm=tolerance_nm)
+    scales = []
+    for axis, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
+        column = f"sigma_{axis}"
+        if not locs.has(column):
+            scales.append(None)
+            continue
+        sigma = np.asarray(getattr(locs, column), np.float64)[m.pred_index]
+        ratio = np.asarray(err, np.float64) / sigma
+        ratio = ratio[np.isfinite(ratio)]
+        if ratio.size < MIN_SIGMA_PAIRS:
+            scales.append(None)
+            continue
+        centre = np.median(ratio)
+        robust = 1.4826 * np.median(np.abs(ratio - centre))
+        kept = ratio[np.abs(ratio - centre) <= 5.0 * robust] if robust > 0 else ratio
+        scales.append(float(np.std(kept)))
+    return tuple(scales)
 
 
 def isolated_emitter_errors(bundle, frames: int, photons: float, background: float,
@@ -108,7 +144,9 @@ def calibrate_run_folder(folder, *, frames: int = 64, size: int = 64, seed: int 
     if len(truth) == 0:
         raise LoczooError(f"{described} hold no emitters to calibrate {folder} on; use more "
                           f"or larger frames")
-    rows = sweep_thresholds(bundle, stack, truth, pixel_size_nm, tolerance_nm=tolerance_nm)
+    outputs = bundle.network_outputs(stack, 8)
+    rows = _sweep(bundle, outputs, stack.shape, truth, pixel_size_nm, DEFAULT_THRESHOLDS,
+                  tolerance_nm)
     if not any(np.nan_to_num(r["jaccard"]) > 0 for r in rows):
         raise NothingDetectedError(
             f"no threshold detects any emitter on {described} (Jaccard 0 for every threshold "
@@ -116,14 +154,41 @@ def calibrate_run_folder(folder, *, frames: int = 64, size: int = 64, seed: int 
             f"stays {bundle.config.threshold:g}; the model may be untrained or the conditions "
             f"wrong", rows)
     best = best_threshold(rows)
+    config = replace(bundle.config, threshold=best["threshold"])
+    if hasattr(config, "sigma_scale"):
+        # The uncertainties at the chosen threshold, rescaled so that error / sigma has unit
+        # spread on these frames (axes without enough pairs keep their scale).
+        locs = bundle.postprocess_outputs(outputs, pixel_size_nm=pixel_size_nm,
+                                          height=stack.shape[1], width=stack.shape[2],
+                                          threshold=best["threshold"])
+        measured = sigma_scales(truth, locs, tolerance_nm)
+        scale = tuple(old * new if new else old
+                      for old, new in zip(config.sigma_scale, measured))
+        config = replace(config, sigma_scale=scale)
+        best = {**best, "sigma_scale": list(scale),
+                "sigma_spread_before": [None if v is None else round(v, 4) for v in measured]}
     if store:
-        runfolder.write_config(folder, replace(bundle.config, threshold=best["threshold"]))
+        runfolder.write_config(folder, config)
         calibration = {"command": command, **source, "tolerance_nm": tolerance_nm,
                        "threshold": best["threshold"], "jaccard": best["jaccard"],
                        "rmse_lateral": best["rmse_lateral"],
                        "efficiency_lateral": best["efficiency_lateral"]}
+        if "sigma_scale" in best:
+            calibration.update(sigma_scale=best["sigma_scale"],
+                               sigma_spread_before=best["sigma_spread_before"])
         runfolder.update_metadata(folder, calibration=calibration)
     return best, rows
+
+
+def describe_sigma_scale(best: dict) -> str:
+    """One line on the uncertainty calibration of ``calibrate_run_folder``'s best row, or ''
+    for a model without predicted uncertainties."""
+    if "sigma_scale" not in best:
+        return ""
+    spread = ", ".join("n/a" if v is None else f"{v:.2f}" for v in best["sigma_spread_before"])
+    scale = ", ".join(f"{v:.3g}" for v in best["sigma_scale"])
+    return (f"uncertainties: error / sigma spread (x, y, z) {spread} at this threshold; "
+            f"sigma scale now {scale}")
 
 
 def _smallest_frame(bundle) -> int:

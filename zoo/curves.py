@@ -43,31 +43,49 @@ CURVE_LABELS = {"loss": "training loss", "val_loss": "validation loss"}
 def curves_image(history: list[dict], title: str = "", size=(640, 400)):
     """Training and validation loss against epoch as a PIL image: axes with tick labels, a
     legend, and a log-scale y axis when the losses span more than a factor of 20."""
+    epochs = [row["epoch"] + 1 for row in history]
+    series = {CURVE_LABELS[key]: ([e for e, row in zip(epochs, history)
+                                   if key in row and math.isfinite(row[key])],
+                                  [row[key] for row in history
+                                   if key in row and math.isfinite(row[key])],
+                                  colour) for key, colour in CURVE_COLOURS.items()}
+    return line_plot(series, "epoch", "loss", title, size, integer_x=True, log_y="auto")
+
+
+def line_plot(series: dict, x_label: str, y_label: str, title: str = "", size=(640, 400),
+              integer_x: bool = False, log_y="auto"):
+    """Lines of ``series`` ({label: (xs, ys, RGB colour)}) as a PIL image: axes with tick
+    labels, grid, a legend, points marked when there are 60 or fewer. ``log_y``: True, False
+    or "auto" (log when the values are positive and span more than a factor of 20)."""
     from PIL import Image, ImageDraw
 
     width, height = size
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     font = _font(12)
-    epochs = [row["epoch"] + 1 for row in history]
-    series = {key: [(e, row[key]) for e, row in zip(epochs, history)
-                    if key in row and math.isfinite(row[key])] for key in CURVE_COLOURS}
-    values = [v for points in series.values() for _, v in points]
+    series = {label: (list(xs), list(ys), colour) for label, (xs, ys, colour) in series.items()}
+    values = [v for _, ys, _ in series.values() for v in ys]
+    xs_all = [x for xs, _, _ in series.values() for x in xs]
     left, right, top, bottom = 70, width - 15, 30, height - 45
     if title:
         draw.text(((left + right - draw.textlength(title, font=font)) / 2, 8), title,
                   fill="black", font=font)
     if not values:
         return image
-    log = min(values) > 0 and max(values) > 20 * min(values)
+    log = (min(values) > 0 and max(values) > 20 * min(values)) if log_y == "auto" else log_y
     scale = math.log10 if log else float
     low, high = scale(min(values)), scale(max(values))
     pad = 0.05 * (high - low) or 0.5
     low, high = low - pad, high + pad
-    first, last = min(epochs) - 0.5, max(epochs) + 0.5
+    if integer_x:
+        first, last = min(xs_all) - 0.5, max(xs_all) + 0.5
+    else:
+        first, last = min(xs_all), max(xs_all)
+        if last == first:
+            first, last = first - 0.5, last + 0.5
 
-    def px(epoch):
-        return left + (epoch - first) / (last - first) * (right - left)
+    def px(x):
+        return left + (x - first) / (last - first) * (right - left)
 
     def py(value):
         return bottom - (scale(value) - low) / (high - low) * (bottom - top)
@@ -80,32 +98,33 @@ def curves_image(history: list[dict], title: str = "", size=(640, 400)):
         label = f"{tick:.3g}"
         draw.text((left - 6 - draw.textlength(label, font=font), y - 7), label, fill="black",
                   font=font)
-    for tick in _nice_ticks(first, last, integers=True):
+    for tick in _nice_ticks(first, last, integers=integer_x):
         x = px(tick)
         draw.line([(x, top), (x, bottom)], fill=grey)
-        label = str(int(tick))
+        label = str(int(tick)) if integer_x or float(tick).is_integer() else f"{tick:.3g}"
         draw.text((x - draw.textlength(label, font=font) / 2, bottom + 5), label,
                   fill="black", font=font)
     draw.rectangle([left, top, right, bottom], outline="black")
-    draw.text(((left + right) / 2 - 15, bottom + 22), "epoch", fill="black", font=font)
-    draw.text((left - 60, top - 22), "loss (log scale)" if log else "loss", fill="black",
-              font=font)
-    for key, points in series.items():
-        corners = [(px(e), py(v)) for e, v in points]
+    draw.text(((left + right - draw.textlength(x_label, font=font)) / 2, bottom + 22), x_label,
+              fill="black", font=font)
+    draw.text((left - 60, top - 22), f"{y_label} (log scale)" if log else y_label,
+              fill="black", font=font)
+    for label, (xs, ys, colour) in series.items():
+        corners = [(px(x), py(v)) for x, v in zip(xs, ys)]
         if len(corners) > 1:
-            draw.line(corners, fill=CURVE_COLOURS[key], width=2)
+            draw.line(corners, fill=colour, width=2)
         if len(corners) <= 60:
             for x, y in corners:
-                draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=CURVE_COLOURS[key])
-    labels = [key for key, points in series.items() if points]
-    legend_w = 36 + max(draw.textlength(CURVE_LABELS[key], font=font) for key in labels)
+                draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=colour)
+    labels = [label for label, (xs, _, _) in series.items() if xs]
+    legend_w = 36 + max(draw.textlength(label, font=font) for label in labels)
     x0, y0 = right - 10 - legend_w, top + 10
     draw.rectangle([x0, y0, right - 10, y0 + 8 + 18 * len(labels)], fill="white",
                    outline=(160, 160, 160))
-    for i, key in enumerate(labels):
+    for i, label in enumerate(labels):
         y = y0 + 5 + 18 * i
-        draw.line([(x0 + 6, y + 7), (x0 + 28, y + 7)], fill=CURVE_COLOURS[key], width=3)
-        draw.text((x0 + 32, y), CURVE_LABELS[key], fill="black", font=font)
+        draw.line([(x0 + 6, y + 7), (x0 + 28, y + 7)], fill=series[label][2], width=3)
+        draw.text((x0 + 32, y), label, fill="black", font=font)
     return image
 
 

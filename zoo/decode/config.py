@@ -41,7 +41,9 @@ class DECODEConfig:
 
     Post-processing: p above ``threshold``, local maxima (3 x 3), p summed over the centre and
     its 4 neighbours; pixels that are not maxima but have p above ``split_threshold`` are also
-    kept with their sum (two emitters in adjacent pixels)."""
+    kept with their sum (two emitters in adjacent pixels). The predicted sigmas are multiplied
+    by ``sigma_scale`` (x, y, z), which ``loczoo.calibration`` measures on simulated frames
+    so that error / sigma has unit spread (1 until calibrated)."""
 
     patch_size: int = 40
     depth: int = 2
@@ -60,6 +62,7 @@ class DECODEConfig:
     batch_size: int = 64
     threshold: float = 0.1
     split_threshold: float = 0.6
+    sigma_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
     input_offset: float = 0.0
     input_scale: float = 0.0
     photon_max: float = 0.0
@@ -87,6 +90,12 @@ class DECODEConfig:
         if not 0 < self.threshold < 1 or not 0 < self.split_threshold <= 1:
             raise LoczooError(f"threshold must be in (0, 1) and split_threshold in (0, 1], got "
                               f"{self.threshold} and {self.split_threshold}")
+        scale = tuple(self.sigma_scale)
+        if len(scale) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+                                      for v in scale):
+            raise LoczooError(f"sigma_scale must be three finite numbers > 0 (x, y, z), got "
+                              f"{self.sigma_scale!r}")
+        object.__setattr__(self, "sigma_scale", tuple(float(v) for v in scale))
         if self.clip_norm <= 0 or self.learning_rate <= 0 or not 0 < self.lr_decay <= 1:
             raise LoczooError("clip_norm and learning_rate must be > 0 and lr_decay in (0, 1]")
         if self.predict_z and self.imaging.z_range_nm == (0.0, 0.0):

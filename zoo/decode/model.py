@@ -54,6 +54,9 @@ class DecodeOutputs(keras.layers.Layer):
     False) z is 0 and its sigma ``sigma_z_fixed``, as the reference's disabled attributes."""
 
     def __init__(self, predict_z: bool = True, sigma_z_fixed: float = 0.1, **kwargs):
+        # float32 even under a mixed-precision policy: the loss reads sub-pixel offsets and
+        # log-probabilities that bfloat16's 8-bit mantissa would round.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.predict_z = predict_z
         self.sigma_z_fixed = sigma_z_fixed

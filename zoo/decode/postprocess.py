@@ -47,6 +47,7 @@ def outputs_to_localizations(outputs, config, *, pixel_size_nm: float, height: i
     keep = (row < height) & (col < width)
     v = values[keep]
     z_known = config.predict_z
+    scale_x, scale_y, scale_z = config.sigma_scale
     return Localizations(
         frame=frame[keep] + 1,
         x=(col[keep] + 0.5 + v[:, 2]) * pixel_size_nm,
@@ -54,6 +55,6 @@ def outputs_to_localizations(outputs, config, *, pixel_size_nm: float, height: i
         z=v[:, 4] * config.z_max if z_known else None,
         photons=v[:, 1] * config.photon_max,
         prob=prob[keep],
-        sigma_x=v[:, 6] * pixel_size_nm,
-        sigma_y=v[:, 7] * pixel_size_nm,
-        sigma_z=v[:, 8] * config.z_max if z_known else None)
+        sigma_x=v[:, 6] * pixel_size_nm * scale_x,
+        sigma_y=v[:, 7] * pixel_size_nm * scale_y,
+        sigma_z=v[:, 8] * config.z_max * scale_z if z_known else None)

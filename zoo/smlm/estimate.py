@@ -47,8 +47,9 @@ difference-of-Gaussians image well above its noise, with no other maximum within
 box pixels nearer to another maximum are left out. With a first localization pass (e.g. a
 network's), every localization with no other within 2.5 sigma is a spot, fitted together
 with up to 12 neighbours at their localized positions (their photons and, inside the box,
-their widths free): this is what makes dense data usable, where nothing is isolated. Boxes
-keep 2 sigma from the frame edge (emitters just outside the frame are in no list). The model
+their widths free): this is what makes dense data usable, where nothing is isolated. Spots
+keep 2 sigma from the frame edge (emitters just outside the frame are in no list); box pixels
+past the edge are left out of the fit. The model
 is a symmetric Gaussian integrated over each pixel (erf differences) on a tilted plane,
 fitted by Levenberg-Marquardt vectorised over spots and weighted by the camera's variance
 model; the pixel-integrated model keeps sigma unbiased for pixels of 100-160 nm (a sampled
@@ -98,6 +99,9 @@ _REL_FLOOR = 0.02            # systematic error floor (relative) per mean-varian
 _NB = 8                      # spot parameters before the neighbours' photons and widths
 _MAX_ASPECT = 3.0            # widest / narrowest axis of a plausible astigmatic spot
 _WIDTH_MARGIN = 0.15         # relative slack on a known PSF's width range
+_MIN_Z_SPOTS = 20            # single-emitter spots needed to estimate the data's z range
+_Z_MARGIN = 0.15             # the z range to train: the spots' z range widened by this x span
+_Z_MARGIN_NM = 100.0         # ... and by at least this much
 _SQRT2 = math.sqrt(2.0)
 # How to skip the camera estimate, for its error messages.
 _KNOWN_CAMERA = ("the known camera (loczoo finetune --camera, e.g. --camera scmos --camera "
@@ -180,7 +184,10 @@ class PsfEstimate:
     percentile (nm). Astigmatic (3D) spots, fitted as elliptical Gaussians: ``sigma_nm`` is
     the geometric mean of the two widths, ``sigma_x_range_nm`` and ``sigma_y_range_nm`` the
     10th-90th percentiles per axis. A known PSF (``source``, e.g. psf.json): its in-focus
-    width (geometric mean) and the widths it takes over its z range; nothing measured."""
+    width (geometric mean) and the widths it takes over its z range, not measured; and
+    ``z_range_nm``, the z range of the data: each single-emitter spot's fitted widths read as
+    z on the PSF's width curve (nearest point in log width), 1st-99th percentile widened by
+    ``_Z_MARGIN`` of the span (at least ``_Z_MARGIN_NM``), within the PSF's z range."""
 
     sigma_nm: float
     sigma_range_nm: tuple[float, float]
@@ -190,6 +197,8 @@ class PsfEstimate:
     sigma_x_range_nm: tuple[float, float] | None = None
     sigma_y_range_nm: tuple[float, float] | None = None
     source: str = ""
+    z_range_nm: tuple[float, float] | None = None
+    n_z_spots: int = 0
 
     @property
     def astigmatic(self) -> bool:
@@ -247,6 +256,10 @@ class ImagingEstimate:
                         f" (x/y geometric mean), widths over its z range x "
                         f"{p.sigma_x_range_nm[0]:.0f}-{p.sigma_x_range_nm[1]:.0f} nm, y "
                         f"{p.sigma_y_range_nm[0]:.0f}-{p.sigma_y_range_nm[1]:.0f} nm")
+            if p.z_range_nm is not None:
+                psf_line += (f"; z range to train {p.z_range_nm[0]:.0f}..{p.z_range_nm[1]:.0f}"
+                             f" nm (the widths of {p.n_z_spots} spots read on it, with a "
+                             f"margin)")
         elif p.astigmatic:
             psf_line = (f"PSF widths (astigmatic spots, elliptical fits) x "
                         f"{p.sigma_x_range_nm[0]:.0f}-{p.sigma_x_range_nm[1]:.0f} nm, y "
@@ -304,6 +317,8 @@ class ImagingEstimate:
             return f"[{math.floor(lo * 1000) / 1000!r}, {math.ceil(hi * 1000) / 1000!r}]"
 
         psf = [] if p.astigmatic else [f"imaging.psf_sigma_nm={span(lo_s, hi_s)}"]
+        if p.z_range_nm is not None:
+            psf.append(f"imaging.z_range_nm=[{p.z_range_nm[0]!r}, {p.z_range_nm[1]!r}]")
         return [
             f"imaging.pixel_size_nm={num(self.pixel_size_nm)}",
             *psf,
@@ -418,9 +433,9 @@ def estimate_imaging(frames, pixel_size_nm: float, localizations: Localizations 
     extra = _rows_subset(_localization_points(localizations, index, pixel_size_nm), spot_rows,
                          len(data))
     elliptical = bool(elliptical or psf is not None)
-    widths = curve = None
+    widths = curve = curve_z = None
     if psf is not None:
-        curve = _psf_curve(psf, pixel_size_nm)
+        curve, curve_z = _psf_curve(psf, pixel_size_nm)
         widths = ((float(curve[:, 0].min()), float(curve[:, 0].max())),
                   (float(curve[:, 1].min()), float(curve[:, 1].max())))
     sigma_px = _psf_scale(spot_data, extra, elliptical)
@@ -432,7 +447,7 @@ def estimate_imaging(frames, pixel_size_nm: float, localizations: Localizations 
     if psf is None:
         psf_estimate = _psf_from(spots, pixel_size_nm, [])
     else:
-        psf_estimate = _psf_given(psf, curve, pixel_size_nm, psf_source)
+        psf_estimate = _psf_given(psf, spots, curve_z, pixel_size_nm, psf_source)
     emitters = _emitters_from(frames, spot_data, spots, camera, pixel_size_nm, localizations,
                               [])
     return ImagingEstimate(pixel_size_nm=pixel_size_nm, n_frames=int(frames.shape[0]),
@@ -440,16 +455,18 @@ def estimate_imaging(frames, pixel_size_nm: float, localizations: Localizations 
                            notes=tuple(notes))
 
 
-def _psf_curve(psf, pixel_size_nm: float) -> np.ndarray:
-    """[M, 2] widths (sigma_x, sigma_y; pixels) of a known PSF along its z range."""
+def _psf_curve(psf, pixel_size_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """[M, 2] widths (sigma_x, sigma_y; pixels) of a known PSF along its z range, and the
+    [M] z (nm) they belong to (10 nm apart or closer)."""
     lo, hi = (float(v) for v in psf.z_range_nm)
-    sx, sy = psf.sigmas(np.linspace(lo, hi, 201))
+    z = np.linspace(lo, hi, max(201, int(math.ceil((hi - lo) / 10.0)) + 1))
+    sx, sy = psf.sigmas(z)
     curve = np.stack([sx, sy], axis=1) / pixel_size_nm
-    curve = curve[np.isfinite(curve).all(axis=1)]
-    if len(curve) == 0:
+    finite = np.isfinite(curve).all(axis=1) & (curve > 0).all(axis=1)
+    if not finite.any():
         raise LoczooError("the PSF has no positive width over its z range; calibrate it again "
                           "(loczoo calibrate-psf) or drop --psf")
-    return curve
+    return curve[finite], z[finite]
 
 
 # ------------------------------------------------------------------------------ input
@@ -702,7 +719,12 @@ def _find_and_fit(data: np.ndarray, sigma_px: float, camera: CameraEstimate | No
     offsets = np.arange(size)
     rows = (corner[:, 0, None] + offsets)[:, :, None]
     cols = (corner[:, 1, None] + offsets)[:, None, :]
-    boxes = data[t_k[:, None, None], rows, cols].reshape(t_k.size, -1)
+    # Boxes may reach past the frame edge (small frames would otherwise hold few spots): the
+    # pixels outside are mirrored in, for the start values only, and left out of the fit.
+    padded = np.pad(data, ((0, 0), (hw, hw), (hw, hw)), mode="reflect")
+    boxes = padded[t_k[:, None, None], rows + hw, cols + hw].reshape(t_k.size, -1)
+    inside = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)).reshape(t_k.size, -1)
+    valid = valid & inside
     theta = _initial(boxes, size, sigma_px, start, nb_pos, nb_on, elliptical)
     theta, model, jac, ok = _levenberg_marquardt(boxes, theta, size, camera, valid, nb_pos,
                                                  nb_on, elliptical=elliptical)
@@ -735,7 +757,7 @@ def _subsample(count: int, most: int = _MAX_SPOTS) -> np.ndarray:
 
 
 def _edge_margin(sigma_px: float) -> int:
-    """Pixels kept between a box and the frame edge: emitters just outside the frame are
+    """Pixels kept between a spot and the frame edge: emitters just outside the frame are
     neither detected nor in a first pass, but their light reaches about 2 sigma in."""
     return int(math.ceil(2.0 * sigma_px))
 
@@ -744,7 +766,7 @@ def _from_maxima(t, r, c, score, shape, hw, sigma_px, fit_threshold):
     """Isolated DoG maxima: frame, box corner, start (x0, y0), no neighbours, the pixels
     free of unmodelled neighbours, and the distance to the nearest other maximum."""
     h, w = shape
-    edge = hw + _edge_margin(sigma_px)
+    edge = _edge_margin(sigma_px)
     candidate = np.flatnonzero((score >= fit_threshold) & (r >= edge) & (r < h - edge)
                                & (c >= edge) & (c < w - edge))
     if candidate.size == 0:
@@ -779,7 +801,7 @@ def _from_localizations(extra, shape, hw, sigma_px, most: int = 12):
     t, row, col = (np.asarray(v) for v in extra)
     n, h, w = shape
     pr, pc = np.rint(row).astype(np.int64), np.rint(col).astype(np.int64)
-    edge = hw + _edge_margin(sigma_px)
+    edge = _edge_margin(sigma_px)
     inside = (pr >= edge) & (pr < h - edge) & (pc >= edge) & (pc < w - edge)
     shift = w + 1000.0
     points = np.stack([row, col + t * shift], axis=1)
@@ -1575,8 +1597,10 @@ def _single_spots(spots: _Spots, what: str, notes: list[str], hint: str = "") ->
             f"single emitters{shape} (a crowded sample?); pass a first localization pass "
             f"(localizations) so that neighbours are fitted too{hint}")
     if keep.mean() < 0.5:
+        advice = ("" if spots.first_pass else
+                  f": a first localization pass would make {what} more reliable")
         notes.append(f"only {100 * keep.mean():.0f} % of the spots fit as single emitters "
-                     f"(crowded?): a first localization pass would make {what} more reliable")
+                     f"(crowded?){advice}")
     return keep
 
 
@@ -1632,16 +1656,44 @@ def _psf_from(spots: _Spots, pixel_size_nm: float, notes: list[str]) -> PsfEstim
                        notes=tuple(notes), **axes)
 
 
-def _psf_given(psf, curve: np.ndarray, pixel_size_nm: float, source: str) -> PsfEstimate:
-    """A known PSF as a PsfEstimate (nothing measured): its in-focus width (geometric mean of
-    the axes) and the widths of its curve along z."""
+def _psf_given(psf, spots: _Spots, curve_z: np.ndarray, pixel_size_nm: float,
+               source: str) -> PsfEstimate:
+    """A known PSF as a PsfEstimate: its in-focus width (geometric mean of the axes) and the
+    widths of its curve along z (not measured), and the data's z range (``_z_range``)."""
     s0 = math.sqrt(float(psf.sigma0_x_nm) * float(psf.sigma0_y_nm))
-    nm = curve * pixel_size_nm
+    nm = spots.curve * pixel_size_nm
+    notes: list[str] = []
+    z_range, n_z = _z_range(spots, curve_z, notes)
     return PsfEstimate(sigma_nm=s0, sigma_range_nm=(s0, s0), n_spots=0,
                        pixel_size_nm=float(pixel_size_nm),
                        sigma_x_range_nm=(float(nm[:, 0].min()), float(nm[:, 0].max())),
                        sigma_y_range_nm=(float(nm[:, 1].min()), float(nm[:, 1].max())),
-                       source=source or "the given PSF")
+                       source=source or "the given PSF", z_range_nm=z_range, n_z_spots=n_z,
+                       notes=tuple(notes))
+
+
+def _z_range(spots: _Spots, curve_z: np.ndarray, notes: list[str]):
+    """(z range (nm) of the data, spots used) from the single-emitter spots' fitted widths read
+    as z on the known PSF's width curve; (None, n) with a note when fewer than
+    ``_MIN_Z_SPOTS`` spots fit (training then covers the PSF's whole z range). The 1st-99th
+    percentile is widened by ``_Z_MARGIN`` of its span, at least ``_Z_MARGIN_NM`` (a single
+    fit's z error, and emitters too defocused to be fitted), and kept within the PSF's range:
+    a network trained on the z the data holds spends none of its capacity elsewhere."""
+    keep = _good_fits(spots, spots.camera) if len(spots) else np.zeros(0, bool)
+    n = int(keep.sum())
+    if n < _MIN_Z_SPOTS:
+        notes.append(f"only {n} spots fit as single emitters: the z range to train is the "
+                     f"PSF's whole range (--set imaging.z_range_nm=[lo,hi] narrows it)")
+        return None, n
+    log_fit = np.log(np.maximum(spots.theta[keep][:, [2, 7]], 1e-6))
+    log_curve = np.log(spots.curve)
+    dist = ((log_fit[:, None, :] - log_curve[None, :, :]) ** 2).sum(axis=-1)
+    z = curve_z[np.argmin(dist, axis=1)]
+    lo, hi = np.percentile(z, [1, 99])
+    margin = max(_Z_MARGIN_NM, _Z_MARGIN * (hi - lo))
+    lo = max(float(curve_z[0]), math.floor((lo - margin) / 10.0) * 10.0)
+    hi = min(float(curve_z[-1]), math.ceil((hi + margin) / 10.0) * 10.0)
+    return (float(lo), float(hi)), n
 
 
 def _median_by(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
@@ -1685,9 +1737,9 @@ def _emitters_from(frames, data: np.ndarray, spots: _Spots, camera: CameraEstima
     by_pixels = (np.where(free, data, 0.0).sum(axis=(1, 2))
                  / np.maximum(free.sum(axis=(1, 2)), 1))
     by_pixels[free.sum(axis=(1, 2)) < 0.05 * h * w] = np.nan
-    level = np.where(n_tiles >= 4, by_tiles, np.where(np.isfinite(by_spots), by_spots,
-                                                       by_pixels))
-    level = level[np.isfinite(level)]
+    frame_level = np.where(n_tiles >= 4, by_tiles, np.where(np.isfinite(by_spots), by_spots,
+                                                             by_pixels))
+    level = frame_level[np.isfinite(frame_level)]
     if level.size == 0:
         raise LoczooError("cannot estimate the background: no frame has background regions "
                           "or fitted spots; "
@@ -1709,8 +1761,20 @@ def _emitters_from(frames, data: np.ndarray, spots: _Spots, camera: CameraEstima
         notes.append("density from the spot finder, which misses overlapping emitters: in "
                      "dense data it is a lower bound (pass a first localization pass)")
     density = counts / area_um2
-    d_lo, d_med, d_hi = _percentiles(density)
     n_lo, n_med, n_hi = _percentiles(photons)
+    if spots.elliptical:
+        # A 2D first pass or spot finder misses defocused astigmatic spots; the light in the
+        # frame does not: each frame's photons above its background over the photons of one
+        # emitter (light from outside the frame and lost past its edges roughly cancel).
+        known = np.isfinite(frame_level)
+        light = ((data[known].sum(axis=(1, 2)) - frame_level[known] * h * w)
+                 * camera.photons_per_adu)
+        budget = np.maximum(light / n_med, 0.0) / area_um2
+        notes.append(f"astigmatic spots: density from each frame's photons over the photons "
+                     f"per emitter (median {np.median(budget):.2g} /um^2; the {source}: "
+                     f"{np.median(density):.2g} /um^2)")
+        density, source = budget, "photon budget"
+    d_lo, d_med, d_hi = _percentiles(density)
     b_lo, b_med, b_hi = _percentiles(background)
     return EmitterEstimate(
         density_per_um2=d_med, density_range_per_um2=(d_lo, d_hi), density_source=source,

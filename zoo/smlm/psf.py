@@ -318,6 +318,55 @@ def astigmatism_from_psf(psf: PsfModel):
     return astig, (s, s)
 
 
+def config_with_psf(config, psf: PsfModel | None, where: str = "--psf",
+                    hint: str = "use --config 3d or a 3D preset"):
+    """``config`` (a localization entry's configuration) simulating the calibrated ``psf``:
+    ``imaging.astigmatism`` and ``imaging.psf_sigma_nm`` (``astigmatism_from_psf``),
+    ``imaging.pixel_size_nm`` and ``imaging.z_range_nm`` (the PSF's valid range; narrow it
+    afterwards to the data's, ``check_config_z_range``); unchanged when ``psf`` is None.
+    Refused in one line (naming ``where``, e.g. ``--psf psf.json``) for a configuration that
+    predicts no z, and when the configuration keeps data constants (a parent's ``z_max``)
+    that cannot represent the PSF's z range."""
+    from dataclasses import fields, replace
+
+    if psf is None:
+        return config
+    imaging = getattr(config, "imaging", None)
+    name = type(config).__name__
+    if imaging is None or "astigmatism" not in {f.name for f in fields(imaging)}:
+        raise LoczooError(f"{where}: a {name} has no simulated astigmatic PSF "
+                          f"(imaging.astigmatism); drop --psf")
+    if not hasattr(config, "predict_z"):
+        raise LoczooError(f"{where}: a {name} localizes in 2D (predicts no z); a 3D PSF "
+                          f"needs a 3D model such as decode --config 3d")
+    if not config.predict_z:
+        raise LoczooError(f"{where}: this {name} is 2D (predict_z false); {hint}")
+    z_low, z_high = psf.z_range_nm
+    z_max = getattr(config, "z_max", 0.0)
+    if getattr(config, "has_scaling", False) and z_max > 0 and max(-z_low, z_high) > z_max:
+        raise LoczooError(f"{where}: its z range {z_low:g}..{z_high:g} nm exceeds the "
+                          f"model's z_max {z_max:g} nm (a data constant kept from its parent); "
+                          f"train a new model (loczoo train decode --config 3d --psf ...)")
+    astigmatism, sigma = astigmatism_from_psf(psf)
+    return replace(config, imaging=replace(
+        imaging, astigmatism=astigmatism, psf_sigma_nm=sigma, z_range_nm=(z_low, z_high),
+        pixel_size_nm=float(psf.pixel_size_nm)))
+
+
+def check_config_z_range(config, psf: PsfModel | None, where: str = "--psf") -> None:
+    """The z range a configuration simulates lies within the range ``psf`` was calibrated
+    over (beyond it the widths are extrapolated); one line naming both otherwise."""
+    if psf is None:
+        return
+    low, high = config.imaging.z_range_nm
+    p_low, p_high = psf.z_range_nm
+    if low < p_low - 1e-6 or high > p_high + 1e-6:
+        raise LoczooError(f"imaging.z_range_nm {low:g}..{high:g} nm reaches beyond the z range "
+                          f"{p_low:g}..{p_high:g} nm that {where} was calibrated over; narrow "
+                          f"it (--set imaging.z_range_nm=[lo,hi]) or calibrate over a wider "
+                          f"bead stack")
+
+
 # --------------------------------------------------------------------------- beads
 
 

@@ -176,12 +176,14 @@ class AstigmatismConfig:
             sigma0_nm / reference_sigma_nm)
         return self.sigma0_x_nm * scale, self.sigma0_y_nm * scale
 
-    def widening_squared(self, z_nm, axis: str):
-        """(sigma(z) / sigma0)^2 along ``axis`` ("x" or "y"). Plain arithmetic, so it works on
-        numbers, NumPy arrays and tensors alike."""
+    def widening_squared(self, z_nm, axis: str, focus_scale=1.0, depth_scale=1.0):
+        """(sigma(z) / sigma0)^2 along ``axis`` ("x" or "y"), with the focus and depth times
+        ``focus_scale`` and ``depth_scale`` (a member of a PSF family,
+        ``ImagingConfig.astigmatism_spread``). Plain arithmetic, so it works on numbers, NumPy
+        arrays and tensors alike."""
         focus, a, b = ((self.focus_x_nm, self.a_x, self.b_x) if axis == "x"
                        else (self.focus_y_nm, self.a_y, self.b_y))
-        u = (z_nm - focus) / self.depth_nm
+        u = (z_nm - focus * focus_scale) / (self.depth_nm * depth_scale)
         u2 = u * u
         return 1.0 + u2 + a * u2 * u + b * u2 * u2
 
@@ -195,13 +197,17 @@ class AstigmatismConfig:
         return s0x * np.sqrt(self.widening_squared(z, "x")), s0y * np.sqrt(
             self.widening_squared(z, "y"))
 
-    def check_range(self, z_range_nm) -> None:
+    def check_range(self, z_range_nm, spread: float = 0.0) -> None:
         """Refuse a model whose squared width is not positive somewhere in ``z_range_nm``
         (checked on a fine grid): a negative cubic or quartic term can drive it below zero, and
-        the renderer would then produce NaN frames instead of an error."""
+        the renderer would then produce NaN frames instead of an error. ``spread``: every
+        member of the family (``ImagingConfig.astigmatism_spread``) is checked."""
         z = np.linspace(float(z_range_nm[0]), float(z_range_nm[1]), 2001)
+        scales = np.linspace(1.0 - spread, 1.0 + spread, 9 if spread else 1)
+        focus, depth = np.meshgrid(scales, scales)
         for axis in "xy":
-            factor = self.widening_squared(z, axis)
+            factor = self.widening_squared(z[None, :], axis, focus.reshape(-1, 1),
+                                           depth.reshape(-1, 1)).min(axis=0)
             bad = ~(factor > 0)
             if bad.any():
                 raise LoczooError(
@@ -212,22 +218,22 @@ class AstigmatismConfig:
 
 
 def astigmatic_sigmas(z_nm, sigma0_nm, astigmatism: AstigmatismConfig | None,
-                      reference_sigma_nm: float | None = None):
+                      reference_sigma_nm: float | None = None, family=None):
     """PSF widths (sigma_x, sigma_y) in nm: float32 tensors of the broadcast shape of ``z_nm``
     and ``sigma0_nm`` (any shape). Without astigmatism both are sigma0: the PSF does not
     change with z. ``reference_sigma_nm`` matters only for per-axis in-focus widths
-    (``AstigmatismConfig.sigma0_x_nm``): they are scaled by sigma0 / reference."""
+    (``AstigmatismConfig.sigma0_x_nm``): they are scaled by sigma0 / reference. ``family``:
+    (focus_x scale, focus_y scale, depth scale), tensors that broadcast with ``z_nm``, for
+    members of a PSF family (``ImagingConfig.astigmatism_spread``)."""
     z = tf.convert_to_tensor(z_nm, tf.float32)
     s0 = tf.convert_to_tensor(sigma0_nm, tf.float32)
     if astigmatism is None:
         s0 = s0 + tf.zeros_like(z)
         return s0, s0
-    if astigmatism.sigma0_x_nm is None:  # one in-focus width for both axes, as before
-        return (s0 * tf.sqrt(astigmatism.widening_squared(z, "x")),
-                s0 * tf.sqrt(astigmatism.widening_squared(z, "y")))
+    fx, fy, depth = (1.0, 1.0, 1.0) if family is None else family
     s0x, s0y = astigmatism.in_focus_widths(s0, reference_sigma_nm)
-    return (s0x * tf.sqrt(astigmatism.widening_squared(z, "x")),
-            s0y * tf.sqrt(astigmatism.widening_squared(z, "y")))
+    return (s0x * tf.sqrt(astigmatism.widening_squared(z, "x", fx, depth)),
+            s0y * tf.sqrt(astigmatism.widening_squared(z, "y", fy, depth)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,7 +246,10 @@ class ImagingConfig:
 
     3D: z is drawn uniformly per emitter from ``z_range_nm`` ((0, 0) is 2D) and ``astigmatism``
     (None: an isotropic PSF) sets the PSF widths along x and y from z. A z range without
-    astigmatism gives z labels that the PSF does not depend on.
+    astigmatism gives z labels that the PSF does not depend on. ``astigmatism_spread`` > 0
+    simulates a family of astigmatic PSFs (a broad model to fine-tune per microscope): each
+    frame's x focus, y focus and depth are the astigmatism's times independent factors drawn
+    uniformly from 1 +/- spread (with ``psf_sigma_nm`` varying the in-focus widths).
 
     Blinking: ``on_time_frames`` is the mean (exponential) time an emitter stays on, in frames.
     Only :func:`simulate_sequence` uses it; ``simulate`` always draws independent frames.
@@ -256,6 +265,7 @@ class ImagingConfig:
     margin_px: float = 3.0
     z_range_nm: tuple[float, float] = (0.0, 0.0)
     astigmatism: AstigmatismConfig | None = None
+    astigmatism_spread: float = 0.0
     on_time_frames: float = 0.0
     camera: CameraConfig = field(default_factory=CameraConfig)
 
@@ -278,11 +288,16 @@ class ImagingConfig:
         if self.margin_px < 0:
             raise LoczooError(f"margin_px must be >= 0, got {self.margin_px}")
         check_range("z_range_nm", self.z_range_nm)
+        if not 0 <= self.astigmatism_spread < 1:
+            raise LoczooError(f"astigmatism_spread must be in [0, 1), got "
+                              f"{self.astigmatism_spread}")
+        if self.astigmatism_spread and self.astigmatism is None:
+            raise LoczooError("astigmatism_spread needs an astigmatism to vary")
         if self.astigmatism is not None:
             if not isinstance(self.astigmatism, AstigmatismConfig):
                 raise LoczooError("astigmatism must be an AstigmatismConfig or null, got "
                                   f"{self.astigmatism!r}")
-            self.astigmatism.check_range(self.z_range_nm)
+            self.astigmatism.check_range(self.z_range_nm, self.astigmatism_spread)
         if not self.on_time_frames >= 0:
             raise LoczooError(f"on_time_frames must be >= 0, got {self.on_time_frames}")
 
@@ -541,9 +556,15 @@ def sample_emitters(seed, batch: int, height: int, width: int, imaging: ImagingC
     if imaging.is_3d:
         # s[6] is the one stream the 2D draws leave unused: 2D frames stay as they were.
         z = tf.where(exists, uniform([batch, max_emitters], s[6], *imaging.z_range_nm), zero)
+        family = None
+        if imaging.astigmatism_spread:  # one PSF per frame, from its own stream
+            spread = imaging.astigmatism_spread
+            family = tf.unstack(uniform([3, batch, 1], tf.random.experimental.stateless_fold_in(
+                s[6], 1), 1.0 - spread, 1.0 + spread))
         sigma_x, sigma_y = astigmatic_sigmas(
             z, sigma, imaging.astigmatism,
-            reference_sigma_nm=0.5 * (imaging.psf_sigma_nm[0] + imaging.psf_sigma_nm[1]))
+            reference_sigma_nm=0.5 * (imaging.psf_sigma_nm[0] + imaging.psf_sigma_nm[1]),
+            family=family)
     else:
         z, sigma_x, sigma_y = zero, sigma, sigma
     return {

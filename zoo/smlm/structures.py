@@ -30,3 +30,37 @@ def filament_mask(height_px: int, width_px: int, n_filaments: int = 8, oversampl
                 theta += angle_std * rng.standard_normal()
                 pos += step * np.array([np.sin(theta), np.cos(theta)])
     return mask
+
+
+def drifting_filaments(n_frames: int = 2000, per_frame: float = 40, seed: int = 1,
+                       with_z: bool = True, precision_nm: float = 12.0,
+                       field_nm: float = 10000.0, n_filaments: int = 20,
+                       drift_nm: tuple[float, float, float] = (150.0, 120.0, 100.0)):
+    """A localization table of straight filaments under a smooth stage drift, for testing
+    drift correction: each frame holds Poisson(``per_frame``) localizations at random points
+    of the filaments (``precision_nm`` laterally, twice that axially, filaments at z in
+    -300..300 nm), shifted by the drift x(t) = a sin(2 pi t / T) + 100 nm t / T,
+    y(t) = b cos(1.4 pi t / T) - b, z(t) = c sin(pi t / T) with (a, b, c) = ``drift_nm``.
+    Returns (Localizations, (x, y, z) drift per frame relative to frame 1)."""
+    from loczoo.smlm.localizations import Localizations
+
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0, field_nm, (n_filaments, 2))
+    angle = rng.uniform(0, np.pi, n_filaments)
+    depth = rng.uniform(-300, 300, n_filaments)
+    t = np.arange(1, n_frames + 1)
+    a, b, c = drift_nm
+    dx = a * np.sin(2 * np.pi * t / n_frames) + 100.0 * t / n_frames
+    dy = b * np.cos(1.4 * np.pi * t / n_frames) - b
+    dz = c * np.sin(np.pi * t / n_frames)
+    frame = np.repeat(t, rng.poisson(per_frame, n_frames))
+    f = rng.integers(0, n_filaments, frame.size)
+    s = rng.uniform(-field_nm / 2, field_nm / 2, frame.size)
+    x = start[f, 0] + s * np.cos(angle[f]) + rng.normal(0, precision_nm, frame.size)
+    y = start[f, 1] + s * np.sin(angle[f]) + rng.normal(0, precision_nm, frame.size)
+    z = depth[f] + rng.normal(0, 2 * precision_nm, frame.size)
+    keep = (x > 0) & (x < field_nm) & (y > 0) & (y < field_nm)
+    x, y, z, frame = x[keep], y[keep], z[keep], frame[keep]
+    table = Localizations(frame=frame, x=x + dx[frame - 1], y=y + dy[frame - 1],
+                          z=(z + dz[frame - 1]) if with_z else None)
+    return table, (dx - dx[0], dy - dy[0], dz - dz[0])
