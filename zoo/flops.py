@@ -19,5 +19,5 @@ def conv_flops(model, input_shape: tuple[int, ...]) -> float:
                 _, h, w, c_out = node.output_tensors[0].shape
                 kh, kw = layer.kernel_size
                 c_in = node.input_tensors[0].shape[-1]
-                total += 2.0 * kh * kw * c_in * c_out * h * w / (layer.groups or 1)
+                total += 2.0 * kh * kw * c_in * c_out * h * w / (getattr(layer, "groups", 1) or 1)
     return total
