@@ -147,3 +147,17 @@ def test_flop_count_of_the_reference_network():
     flops = conv_flops(build_model(DeepSTORMConfig()), (64, 64, 1))
     assert flops == pytest.approx(expected)
     assert flops == pytest.approx(48.5e9, rel=0.01)  # "about 48 GFLOP per 64 x 64 frame"
+
+
+def test_flop_count_includes_transposed_convolutions():
+    """A Conv2DTranspose (stride 2, 3 x 3, 4 -> 2 channels) on 8 x 8 -> 16 x 16: 2 x 9 x 4 x 2
+    x 16 x 16 FLOPs counted on its output grid, plus the 1 x 1 conv after it."""
+    import keras
+
+    from loczoo.flops import conv_flops
+
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same")(inputs)
+    x = keras.layers.Conv2D(1, 1)(x)
+    model = keras.Model(inputs, x)
+    assert conv_flops(model, (8, 8, 4)) == pytest.approx(2 * 9 * 4 * 2 * 256 + 2 * 2 * 256)
