@@ -185,3 +185,16 @@ def test_finetune_estimate_only_applies_the_psf(tmp_path, run_cli):
                                 "--estimate-only", "--epochs", "2", "--steps-per-epoch", "50")
     assert code == 0, err
     assert "learning_rate=2e-05 lr_decay_samples=320 lr_decay=0.704226" in stdout
+
+
+def test_a_broad_parent_fine_tunes_on_the_calibrated_psf_alone(tmp_path):
+    """decode/sim-3d-astig-broad trains on a family of PSFs; with --psf the family is gone:
+    the simulator renders the calibrated widths exactly."""
+    from loczoo.bundle import load_bundle
+
+    parent = load_bundle("decode/sim-3d-astig-broad").config
+    assert parent.imaging.astigmatism_spread == 0.3
+    psf = P.read_psf(psf_file(tmp_path))
+    config = P.config_with_psf(parent, psf)
+    assert config.imaging.astigmatism_spread == 0.0
+    assert config.imaging.astigmatism == P.astigmatism_from_psf(psf)[0]

@@ -322,8 +322,9 @@ def config_with_psf(config, psf: PsfModel | None, where: str = "--psf",
                     hint: str = "use --config 3d or a 3D preset"):
     """``config`` (a localization entry's configuration) simulating the calibrated ``psf``:
     ``imaging.astigmatism`` and ``imaging.psf_sigma_nm`` (``astigmatism_from_psf``),
-    ``imaging.pixel_size_nm`` and ``imaging.z_range_nm`` (the PSF's valid range; narrow it
-    afterwards to the data's, ``check_config_z_range``); unchanged when ``psf`` is None.
+    ``imaging.pixel_size_nm``, ``imaging.z_range_nm`` (the PSF's valid range; narrow it
+    afterwards to the data's, ``check_config_z_range``) and no PSF family
+    (``imaging.astigmatism_spread`` 0); unchanged when ``psf`` is None.
     Refused in one line (naming ``where``, e.g. ``--psf psf.json``) for a configuration that
     predicts no z, and when the configuration keeps data constants (a parent's ``z_max``)
     that cannot represent the PSF's z range."""
@@ -348,9 +349,11 @@ def config_with_psf(config, psf: PsfModel | None, where: str = "--psf",
                           f"model's z_max {z_max:g} nm (a data constant kept from its parent); "
                           f"train a new model (loczoo train decode --config 3d --psf ...)")
     astigmatism, sigma = astigmatism_from_psf(psf)
+    # The calibrated PSF is the microscope's own: no family around it (a broad parent such as
+    # decode/sim-3d-astig-broad was trained with imaging.astigmatism_spread > 0).
     return replace(config, imaging=replace(
         imaging, astigmatism=astigmatism, psf_sigma_nm=sigma, z_range_nm=(z_low, z_high),
-        pixel_size_nm=float(psf.pixel_size_nm)))
+        pixel_size_nm=float(psf.pixel_size_nm), astigmatism_spread=0.0))
 
 
 def check_config_z_range(config, psf: PsfModel | None, where: str = "--psf") -> None:
