@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from loczoo.errors import LoczooError
-from loczoo.smlm.tablefilter import column_identifier, compile_expression, filter_rows, read_table
+from loczoo.smlm.tablefilter import column_identifier, filter_rows, read_table
 
 CSV = ('"id","frame","x [nm]","y [nm]","z [nm]","intensity [photon]","prob",'
        '"uncertainty_x [nm]"\n'

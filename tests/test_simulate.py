@@ -632,9 +632,9 @@ def test_astigmatism_spread_draws_one_psf_per_frame_from_the_family():
     astigmatism itself."""
     from dataclasses import replace
 
-    from loczoo.errors import LoczooError
     from scipy.optimize import least_squares
 
+    from loczoo.errors import LoczooError
     from loczoo.smlm.simulate import AstigmatismConfig, ImagingConfig, sample_emitters
 
     astig = AstigmatismConfig()

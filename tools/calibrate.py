@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
               f"{r['efficiency_lateral']:10.1f}")
     print(f"best threshold {best['threshold']:.2f}: Jaccard {best['jaccard']:.3f}, "
           f"RMSE {best['rmse_lateral']:.1f} nm on {args.frames} simulated frames")
-    if describe_sigma_scale(best):
-        print(describe_sigma_scale(best))
+    uncertainties = describe_sigma_scale(best)
+    if uncertainties:
+        print(uncertainties)
     if not args.dry_run:
         stored = " and the sigma scale" if "sigma_scale" in best else ""
         print(f"stored threshold {best['threshold']:.2f}{stored} in "

@@ -179,7 +179,7 @@ def finetuning_config(args):
     from loczoo.registry import get_entry
     from loczoo.runfolder import CONFIG, read_config, read_metadata
     from loczoo.smlm.cameras import config_with_camera, describe_camera
-    from loczoo.smlm.psf import check_config_z_range, config_with_psf
+    from loczoo.smlm.psf import check_config_z_range, config_with_psf, has_astigmatic_psf
     from loczoo.tools.train import check_psf_data, read_stack_with_pixel_size
 
     psf = getattr(args, "psf_model", None)
@@ -222,7 +222,7 @@ def finetuning_config(args):
         check_psf_data(psf, stack.pixel_size_nm, args.data)
         emccd = args.emccd if camera is None else camera.em_gain is not None
         # 3D models (astigmatic PSF) or a given PSF: astigmatic spots, fitted as ellipses.
-        elliptical = getattr(getattr(config, "imaging", None), "astigmatism", None) is not None
+        elliptical = has_astigmatic_psf(config)
         estimate = estimate_conditions(stack, emccd, args.quiet, camera, elliptical, psf,
                                        str(args.psf or ""))
         print(f"estimated from {args.data} ({stack.frames.shape[0]} frames of "
@@ -277,8 +277,9 @@ def recalibrate(folder, source, seed: int) -> None:
              f"{data.frames.shape[0]} validation frames of the data")
     print(f"detection threshold {best['threshold']:.2f} chosen on {where}: "
           f"Jaccard {best['jaccard']:.3f}, RMSE {best['rmse_lateral']:.1f} nm")
-    if describe_sigma_scale(best):
-        print(describe_sigma_scale(best))
+    uncertainties = describe_sigma_scale(best)
+    if uncertainties:
+        print(uncertainties)
 
 
 def main(argv=None) -> int:

@@ -63,7 +63,9 @@ class ModelBundle:
     @property
     def astigmatic(self) -> bool:
         """The model's PSF is astigmatic (3D): its x and y are not interchangeable."""
-        return getattr(getattr(self.config, "imaging", None), "astigmatism", None) is not None
+        from loczoo.smlm.psf import has_astigmatic_psf
+
+        return has_astigmatic_psf(self.config)
 
     def augmentation_passes(self) -> int:
         """Network passes per frame with test-time augmentation (``loczoo.smlm.tta``)."""

@@ -109,7 +109,7 @@ def line_plot(series: dict, x_label: str, y_label: str, title: str = "", size=(6
               fill="black", font=font)
     draw.text((left - 60, top - 22), f"{y_label} (log scale)" if log else y_label,
               fill="black", font=font)
-    for label, (xs, ys, colour) in series.items():
+    for xs, ys, colour in series.values():
         corners = [(px(x), py(v)) for x, v in zip(xs, ys)]
         if len(corners) > 1:
             draw.line(corners, fill=colour, width=2)

@@ -44,7 +44,6 @@ from loczoo.outputs import prepare_folder_output
 from loczoo.progress import StatusLine, duration, per_step
 from loczoo.registry import ZooEntry
 
-
 PRECISIONS = ("float32", "bfloat16")
 
 

@@ -11,6 +11,11 @@ CITATIONS = (
     (CITATION, "doi:10.1038/s41592-021-01236-x"),
 )
 
+# The 3D presets' architecture and data constants (sim-3d-astig-broad was trained from
+# sim-3d-smlm2016, so it keeps them).
+NETWORK_3D = ("features=32", "inter_features=32", "batch_size=32", "input_offset=110.0",
+              "input_scale=140.0", "photon_max=31000.0", "z_max=900.0", "background_max=240.0")
+
 PRESETS: dict[str, Preset] = {
     "sim-dense-100nm": Preset(
         name="sim-dense-100nm",
@@ -46,9 +51,7 @@ PRESETS: dict[str, Preset] = {
                             "a92ba1dfe8b07f748bb705c17e54a1a898abbf93320ddc205680a151e85ec5d1",
                             2108720),  # float16
         config="3d",
-        overrides=("features=32", "inter_features=32", "batch_size=32", "input_offset=110.0",
-                   "input_scale=140.0", "photon_max=31000.0", "z_max=900.0",
-                   "background_max=240.0"),
+        overrides=NETWORK_3D,
         postprocess={"threshold": 0.24},
         license="MIT",
         citation=CITATION,
@@ -73,9 +76,7 @@ PRESETS: dict[str, Preset] = {
                             "0caa2589366367e9eacda7b2090c099afad6c1c78c24e300b3f0f5b1efc88ffd",
                             2108720),  # float16
         config="3d",
-        overrides=("features=32", "inter_features=32", "batch_size=32", "input_offset=110.0",
-                   "input_scale=140.0", "photon_max=31000.0", "z_max=900.0",
-                   "background_max=240.0", "imaging.density_per_um2=[0.2, 3.0]",
+        overrides=(*NETWORK_3D, "imaging.density_per_um2=[0.2, 3.0]",
                    'imaging.photon_distribution="uniform"', "imaging.photon_params=[1000, 15000]",
                    "imaging.psf_sigma_nm=[90, 150]", "imaging.background_photons=[5, 200]",
                    "imaging.astigmatism_spread=0.3", "imaging.camera.em_gain=null",

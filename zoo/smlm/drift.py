@@ -204,9 +204,11 @@ def _rcc_z(locs, index, n, valid, drift_yx, bin_nm, max_drift_nm):
     n_cells = int(cell_id.max()) + 1
     from scipy.sparse import csr_matrix
 
-    mats = [csr_matrix((np.ones(int((ok & (index == s)).sum())),
-                        (cell_id[ok & (index == s)], zb[ok & (index == s)])),
-                       shape=(n_cells, n_bins)) for s in range(n)]
+    mats = []
+    for s in range(n):
+        sel = ok & (index == s)
+        mats.append(csr_matrix((np.ones(int(sel.sum())), (cell_id[sel], zb[sel])),
+                               shape=(n_cells, n_bins)))
     max_bins = int(np.ceil(max_drift_nm / z_bin))
     pairs = []
     ids = np.flatnonzero(valid)
@@ -219,7 +221,7 @@ def _rcc_z(locs, index, n, valid, drift_yx, bin_nm, max_drift_nm):
                 corr[k + max_bins] = np.trace(prod, offset=k)
             if corr.max() <= 0:
                 continue
-            pairs.append((i, j, _peak(corr) ))
+            pairs.append((i, j, _peak(corr)))
     if not pairs:
         raise LoczooError("the segments share no structure in z: cannot estimate the axial drift")
     return _solve(pairs, n, valid, 1)[:, 0] * z_bin

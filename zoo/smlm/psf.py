@@ -318,6 +318,12 @@ def astigmatism_from_psf(psf: PsfModel):
     return astig, (s, s)
 
 
+def has_astigmatic_psf(config) -> bool:
+    """The configuration simulates an astigmatic (3D) PSF: its spots are elliptical and its x
+    and y are not interchangeable."""
+    return getattr(getattr(config, "imaging", None), "astigmatism", None) is not None
+
+
 def config_with_psf(config, psf: PsfModel | None, where: str = "--psf",
                     hint: str = "use --config 3d or a 3D preset"):
     """``config`` (a localization entry's configuration) simulating the calibrated ``psf``:

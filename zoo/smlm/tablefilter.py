@@ -95,9 +95,9 @@ def read_table(path: str | Path) -> Table:
 
 
 def compile_expression(expression: str, identifiers: list[str]):
-    """A function of a column lookup (name -> array) that evaluates ``expression`` to a boolean
-    row mask; LoczooError (one line) for bad syntax, a construct that is not allowed, or an
-    unknown column (the known ones listed)."""
+    """(a function of a column lookup (name -> array) that evaluates ``expression`` to a
+    boolean row mask, the names of the columns it reads); LoczooError (one line) for bad
+    syntax, a construct that is not allowed, or an unknown column (the known ones listed)."""
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as err:
@@ -172,17 +172,16 @@ def compile_expression(expression: str, identifiers: list[str]):
         with np.errstate(all="ignore"):   # NaN cells compare False, as "unknown"
             return evaluate(tree, column)
 
-    return mask
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id in known}
+    return mask, used
 
 
 def filter_rows(table: Table, expression: str) -> np.ndarray:
     """Boolean mask [rows] of the rows where ``expression`` holds (NaN cells: False). An empty
     table, or a column in the expression without a single number, is a LoczooError."""
-    evaluate = compile_expression(expression, table.identifiers)
+    evaluate, used = compile_expression(expression, table.identifiers)
     if not table.lines:
         raise LoczooError("the table has no rows to filter")
-    used = {node.id for node in ast.walk(ast.parse(expression.strip(), mode="eval"))
-            if isinstance(node, ast.Name) and node.id in table.identifiers}
     for name in sorted(used):
         if not np.isfinite(table.column(name)).any():
             raise LoczooError(f"--where: column {name!r} holds no numbers")
