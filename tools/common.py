@@ -126,8 +126,8 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, *, steps_per_epoch: 
     parser.add_argument("--seed", type=number(int, min=0, max=2**31 - 1), default=0,
                         help="seed of the simulator, the data order and the initial weights")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                        help="bfloat16: mixed precision (float32 weights and loss), about 1.4x "
-                             "faster on CPUs with bfloat16 instructions (AVX512-BF16, AMX)")
+                        help="bfloat16: mixed precision (float32 weights and loss), faster on "
+                             "CPUs with bfloat16 instructions (AVX512-BF16, AMX)")
 
 
 def _sigterm_as_keyboard_interrupt(signum, frame):

@@ -62,9 +62,9 @@ def train(entry: ZooEntry, config, out: str | Path, *, source=None, steps_per_ep
     tf.distribute strategy. ``config.batch_size`` is the global batch. Only the chief (worker 0)
     writes ``out``. ``precision``: "float32", or "bfloat16" for Keras' mixed_bfloat16 policy
     (bfloat16 arithmetic, float32 weights, outputs and loss): on CPUs with bfloat16
-    instructions (AVX512-BF16, AMX) about 1.4 x the steps per second (DECODE, 2-core AMD
-    EPYC); a resumed run keeps its precision. ``extra_metadata``: more top-level entries of
-    metadata.json (e.g. ``psf``, the calibrated PSF the run was trained with)."""
+    instructions (AVX512-BF16, AMX) faster than float32; a resumed run keeps its precision.
+    ``extra_metadata``: more top-level entries of metadata.json (e.g. ``psf``, the calibrated
+    PSF the run was trained with)."""
     out = Path(out)
     if resume and overwrite:
         raise LoczooError("--resume and --overwrite exclude each other")
